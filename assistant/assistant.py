@@ -1,0 +1,113 @@
+"""`Assistant`: the Python API that the CLI and the UI call.
+
+Example:
+    >>> from assistant import Assistant  # doctest: +SKIP
+    >>> bot = Assistant.load()  # doctest: +SKIP
+    >>> first = bot.ask("Which magnesium form is best for sleep?")  # doctest: +SKIP
+    >>> bot.ask("How bioavailable is it?", history=[first.question]).citations[0].quote  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from typing import Any, Callable, Sequence
+
+from assistant.answer import DISCLAIMER, ScopePolicy, cite, compose_answer, select_quotes
+from assistant.conversation import contextualize, join_turns
+from assistant.embedding import Embedder, get_embedder
+from assistant.index import Index, open_index
+from assistant.models import Answer, Chunk
+from assistant.retrieval import Hit, Retriever
+from assistant.safety import safety_notice
+from assistant.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_ALLOWED_CONTROLS = {"\n", "\t", "\r"}
+
+
+class InvalidQuestion(ValueError):
+    """A question the assistant will not process; the message says why and what to do."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.disclaimer = DISCLAIMER
+
+
+def validate_question(question: Any, *, max_chars: int) -> str:
+    """The question stripped of surrounding blanks, or `InvalidQuestion`."""
+    if not isinstance(question, str):
+        raise InvalidQuestion(f"the question must be text, got {type(question).__name__}")
+    text = question.strip()
+    if not text:
+        raise InvalidQuestion("the question is empty: type a question about the document")
+    if len(text) > max_chars:
+        raise InvalidQuestion(
+            f"the question is {len(text):,} characters long; the limit is {max_chars:,} (ASSISTANT_MAX_QUESTION_CHARS)"
+        )
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs") and c not in _ALLOWED_CONTROLS), None)
+    if bad is not None:
+        raise InvalidQuestion(f"the question contains a control character (U+{ord(bad):04X}); remove it and ask again")
+    return text
+
+
+class Assistant:
+    """Answers questions with quotes from the corpus; load once, ask many times (thread-safe)."""
+
+    def __init__(self, *, settings: Settings, index: Index, embedder: Embedder) -> None:
+        self.settings = settings
+        self.index = index
+        self.embedder = embedder
+        self.retriever = Retriever(
+            index,
+            embedder,
+            fusion=settings.fusion,
+            alpha=settings.alpha,
+            rrf_k=settings.rrf_k,
+            neighbour_weight=settings.neighbour_weight,
+        )
+        self.policy = ScopePolicy(threshold=settings.scope_threshold, coverage_weight=settings.coverage_weight)
+        self.blocks: dict[tuple[str, int], Chunk] = {
+            (c.source, c.block): c for c in index.chunks if c.kind in ("list", "table")
+        }
+
+    @classmethod
+    def load(
+        cls,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        on_rebuild: Callable[[str], None] | None = None,
+        show_progress: bool = False,
+    ) -> "Assistant":
+        """Load the model and the index, rebuilding the index first if the corpus or settings changed."""
+        settings = settings or Settings()
+        embedder = embedder or get_embedder(settings.model, device=settings.device)
+        index = open_index(settings, embedder, on_rebuild=on_rebuild, show_progress=show_progress)
+        return cls(settings=settings, index=index, embedder=embedder)
+
+    def _retrieve(self, query: str) -> tuple[list[Hit], bool]:
+        hits = self.retriever.search(query, k=self.settings.candidates)
+        if not hits:
+            return [], False
+        best = max(h.dense for h in hits)
+        return hits, self.policy.covers(best, self.index.lexical.coverage(query))
+
+    def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
+        """Answer `question` (with earlier turns in `history`) from the corpus alone.
+
+        Raises `InvalidQuestion` for empty, oversized or control-character input.
+        """
+        text = validate_question(question, max_chars=self.settings.max_question_chars)
+        kind, notice = safety_notice(text)
+        query, previous = contextualize(text, history)
+        hits, covered = self._retrieve(query)
+        if not covered and previous is not None and query == text:
+            joined = join_turns(previous, text)
+            joined_hits, joined_covered = self._retrieve(joined)
+            if joined_covered:
+                hits, covered = joined_hits, True
+        quotes = select_quotes(hits, top_k=self.settings.top_k, blocks=self.blocks) if covered else []
+        return compose_answer(text, cite(quotes), notice=notice, lead_with_disclaimer=kind == "personal")

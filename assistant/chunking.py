@@ -1,0 +1,264 @@
+"""Structure-aware chunking: headings, paragraphs, lists with their lead-in, pipe tables.
+
+A chunk is a unit an answer can quote: a sentence of a paragraph, one list item, one table
+row, or a whole short list or table (so that "which foods..." can be answered by the list,
+and "do lentils..." by its item). What makes it findable is stored beside it as `context` (its section heading,
+the sentence that introduces a list, a table's header names paired with the row's cells);
+the chunk itself is always `text[start:end]` of the source, never a rewritten string.
+
+Headings are Markdown `#` lines, setext underlines, or, in plain text, short lines that
+start with a capital or digit and have no closing punctuation (a trailing `?` is allowed:
+FAQ-style documents use questions as headings). Paragraphs are separated by blank lines
+where the document uses them; in a document without blank lines every line is a paragraph.
+
+Example:
+    >>> from assistant.models import Document
+    >>> doc = Document(source="a.md", text="# Iron\\nIron is a metal. It rusts.\\n", sha256="x")
+    >>> [(c.section, c.text) for c in chunk_document(doc)]
+    [('Iron', 'Iron is a metal.'), ('Iron', 'It rusts.')]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from assistant.models import Chunk, Document
+
+_MD_HEADING = re.compile(r"\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+_SETEXT = re.compile(r"\s{0,3}(=+|-+)\s*$")
+_LIST_ITEM = re.compile(r"(\s*)(?:[-*+•]|\d{1,3}[.)])\s+(?=\S)")
+_TABLE_SEP = re.compile(r"\|?(\s*:?-+:?\s*\|)+\s*(:?-+:?)?\s*\|?")
+_END_PUNCT = tuple(".,;:!")
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])")
+_ABBREVIATIONS = frozenset(
+    "e.g i.e vs dr mr mrs ms prof fig figs al approx no st jr sr inc ltd cf ca ed eds vol pp".split()
+)
+
+
+@dataclass
+class _Line:
+    start: int
+    end: int
+    kind: str  # blank, heading, paragraph, list_item, table, table_sep, rule
+    heading: str = ""
+    body_start: int = 0  # where a list item's text begins, after its marker
+
+
+@dataclass
+class _Block:
+    kind: str  # paragraph, list, table
+    section: str
+    lines: list[_Line] = field(default_factory=list)
+
+
+def iter_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every line's content, newline characters excluded."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while pos < len(text):
+        newline = text.find("\n", pos)
+        end, nxt = (len(text), len(text)) if newline == -1 else (newline, newline + 1)
+        if end > pos and text[end - 1] == "\r":
+            end -= 1
+        spans.append((pos, end))
+        pos = nxt
+    return spans
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _looks_like_heading(line: str, max_words: int) -> bool:
+    words = line.split()
+    if not words or len(words) > max_words or len(line) > 120:
+        return False
+    if line.endswith(_END_PUNCT) or line.startswith("|"):
+        return False
+    return line[0].isupper() or line[0].isdigit()
+
+
+def _classify(text: str, max_heading_words: int) -> list[_Line]:
+    lines: list[_Line] = []
+    for start, end in iter_lines(text):
+        raw = text[start:end]
+        stripped = raw.strip()
+        if not stripped:
+            lines.append(_Line(start, end, "blank"))
+            continue
+        if match := _MD_HEADING.fullmatch(raw):
+            if match.group(2):
+                lines.append(_Line(start, end, "heading", heading=match.group(2)))
+            else:
+                lines.append(_Line(start, end, "rule"))
+            continue
+        if _SETEXT.fullmatch(raw) and len(stripped) >= 3:
+            previous = lines[-1] if lines else None
+            if previous and previous.kind == "paragraph" and stripped[0] in "=-":
+                previous.kind, previous.heading = "heading", text[previous.start : previous.end].strip()
+            lines.append(_Line(start, end, "rule"))
+            continue
+        if stripped.startswith("|") and stripped.count("|") >= 2:
+            kind = "table_sep" if _TABLE_SEP.fullmatch(stripped) and "-" in stripped else "table"
+            lines.append(_Line(start, end, kind))
+            continue
+        if match := _LIST_ITEM.match(raw):
+            lines.append(_Line(start, end, "list_item", body_start=start + match.end()))
+            continue
+        previous = next((ln for ln in reversed(lines) if ln.kind != "blank"), None)
+        follows_break = (
+            previous is None
+            or lines[-1].kind == "blank"
+            or previous.kind != "paragraph"
+            or text[previous.start : previous.end].rstrip().endswith((".", "!", "?", ":"))
+        )
+        if follows_break and _looks_like_heading(stripped, max_heading_words):
+            lines.append(_Line(start, end, "heading", heading=stripped))
+        else:
+            lines.append(_Line(start, end, "paragraph"))
+    return lines
+
+
+def _blocks(text: str, lines: list[_Line], title: str) -> list[_Block]:
+    """Group lines into paragraphs, lists and tables, each under its section heading."""
+    uses_blank_lines = any(ln.kind == "blank" for ln in lines)
+    blocks: list[_Block] = []
+    section = title
+    previous_kind = "blank"
+    for line in lines:
+        kind = line.kind
+        if kind == "heading":
+            section = line.heading
+        elif kind == "paragraph":
+            last = blocks[-1] if blocks else None
+            if previous_kind == "list_item" and last is not None and last.kind == "list" and text[line.start].isspace():
+                last.lines[-1].end = line.end  # an indented continuation of a list item
+                kind = "list_item"
+            elif previous_kind == "paragraph" and last is not None and last.kind == "paragraph" and (
+                uses_blank_lines or not text[last.lines[-1].start : last.lines[-1].end].rstrip().endswith((".", "!", "?"))
+            ):
+                last.lines.append(line)
+            else:
+                blocks.append(_Block("paragraph", section, [line]))
+        elif kind == "list_item":
+            last = blocks[-1] if blocks else None
+            if last is not None and last.kind == "list" and previous_kind in ("list_item", "blank"):
+                last.lines.append(line)
+            else:
+                blocks.append(_Block("list", section, [line]))
+        elif kind in ("table", "table_sep"):
+            last = blocks[-1] if blocks else None
+            if last is not None and last.kind == "table" and previous_kind in ("table", "table_sep"):
+                last.lines.append(line)
+            else:
+                blocks.append(_Block("table", section, [line]))
+        previous_kind = kind if kind != "rule" else "blank"
+    return blocks
+
+
+def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentence spans of `text[start:end]`, whitespace trimmed, abbreviations respected."""
+    spans: list[tuple[int, int]] = []
+    begin = start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        stop = match.end()
+        word = re.search(r"([\w.]+)\.?[\"'”’)\]]*$", text[begin:stop])
+        token = word.group(1).rstrip(".").lower() if word else ""
+        if text[match.start()] == "." and (token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())):
+            continue
+        spans.append(_strip_span(text, begin, stop))
+        begin = stop
+    spans.append(_strip_span(text, begin, end))
+    return [(s, e) for s, e in spans if e > s]
+
+
+def _cut_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """Cut a span longer than `limit` characters at whitespace, so no chunk outgrows the embedder."""
+    pieces: list[tuple[int, int]] = []
+    while end - start > limit:
+        cut = text.rfind(" ", start + limit // 2, start + limit)
+        cut = cut if cut > start else start + limit
+        pieces.append(_strip_span(text, start, cut))
+        start = _strip_span(text, cut, end)[0]
+    pieces.append(_strip_span(text, start, end))
+    return [(s, e) for s, e in pieces if e > s]
+
+
+def _cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def _label_row(header: list[str], row: str) -> str:
+    """A row as "Header: cell; ..." pairs: how a table row is embedded, since pipes carry no meaning."""
+    cells = _cells(row)
+    if not header:
+        return "; ".join(cells)
+    return "; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells))
+
+
+def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_words: int = 12, first_id: int = 0) -> list[Chunk]:
+    """Cut one document into quotable chunks, in document order, ids counting from `first_id`."""
+    text = doc.text
+    lines = _classify(text, max_heading_words)
+    title = next((ln.heading for ln in lines if ln.kind == "heading"), "")
+    if not title:
+        title = doc.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    spans: list[tuple[int, int, str, str, int]] = []  # start, end, kind, context, block
+    lead_in = ""
+    for number, block in enumerate(_blocks(text, lines, title)):
+        if block.kind == "paragraph":
+            sentences = split_sentences(text, block.lines[0].start, block.lines[-1].end)
+            for s, e in sentences:
+                spans.extend((ps, pe, "sentence", block.section, number) for ps, pe in _cut_long(text, s, e, max_chunk_chars))
+            lead_in = text[sentences[-1][0] : sentences[-1][1]] if sentences else ""
+        elif block.kind == "list":
+            context = f"{block.section}\n{lead_in}" if lead_in else block.section
+            whole = _strip_span(text, block.lines[0].body_start, block.lines[-1].end)
+            if len(block.lines) > 1 and whole[1] - whole[0] <= max_chunk_chars:
+                spans.append((*whole, "list", context, number))
+            for line in block.lines:
+                for ps, pe in _cut_long(text, *_strip_span(text, line.body_start, line.end), max_chunk_chars):
+                    spans.append((ps, pe, "list_item", context, number))
+            lead_in = ""
+        else:
+            rows = [ln for ln in block.lines if ln.kind == "table"]
+            has_header = any(ln.kind == "table_sep" for ln in block.lines) and block.lines[0].kind == "table"
+            header = _cells(text[rows[0].start : rows[0].end]) if has_header else []
+            body = rows[1:] if has_header else rows
+            labelled = [_label_row(header, text[line.start : line.end]) for line in body]
+            whole = _strip_span(text, block.lines[0].start, block.lines[-1].end)
+            if len(rows) > 1 and whole[1] - whole[0] <= max_chunk_chars:
+                spans.append((*whole, "table", "\n".join([block.section, *labelled]), number))
+            for line, row_text in zip(body, labelled):
+                for ps, pe in _cut_long(text, *_strip_span(text, line.start, line.end), max_chunk_chars):
+                    spans.append((ps, pe, "table_row", f"{block.section}\n{row_text}", number))
+            lead_in = ""
+    return [
+        Chunk(
+            id=first_id + i,
+            source=doc.source,
+            section=context.split("\n", 1)[0],
+            kind=kind,  # type: ignore[arg-type]
+            start=s,
+            end=e,
+            text=text[s:e],
+            context=context,
+            block=block,
+        )
+        for i, (s, e, kind, context, block) in enumerate(spans)
+    ]
+
+
+def chunk_corpus(docs: list[Document], *, max_chunk_chars: int = 1000, max_heading_words: int = 12) -> list[Chunk]:
+    """Chunks of every document, with ids unique across the corpus."""
+    chunks: list[Chunk] = []
+    for doc in docs:
+        chunks.extend(
+            chunk_document(doc, max_chunk_chars=max_chunk_chars, max_heading_words=max_heading_words, first_id=len(chunks))
+        )
+    return chunks

@@ -1,0 +1,242 @@
+"""Command line: `python -m assistant ask|index|eval`.
+
+Only this module (and app.py) prints. Library errors become a one-line message and an exit
+status: 2 for input the assistant rejects, 1 for anything else; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from assistant.answer import DISCLAIMER
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_QUESTIONS = (PROJECT_ROOT.parent / "shared" / "eval" / "dev.jsonl", PROJECT_ROOT / "tests" / "fixtures" / "questions.jsonl")
+
+DESCRIPTION = f"""\
+Ask questions about the documents in a corpus folder and get answers quoted word for word
+from them, each quote with its source file, section and character offsets.
+
+{DISCLAIMER}
+"""
+
+EPILOG = """\
+examples:
+  python -m assistant ask "Which magnesium form is best for sleep?"
+  python -m assistant ask --json "What foods are high in magnesium?"
+  printf 'What is whitlockite?\\nHow bioavailable is it?\\n' | python -m assistant ask --json
+  python -m assistant index --corpus my-docs/ --index my-index/
+  python -m assistant eval
+
+exit status: 0 answered (also "not covered"), 1 failure (or eval under its bar), 2 rejected input.
+Every setting can also be given as an environment variable ASSISTANT_<NAME>, e.g. ASSISTANT_CORPUS_DIR.
+"""
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus", type=Path, metavar="DIR", help="folder of .txt/.md documents (default: corpus/)")
+    common.add_argument("--index", type=Path, metavar="DIR", help="folder for the index (default: index/)")
+    common.add_argument("-q", "--quiet", action="store_true", help="print no progress or rebuild messages")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what happens on stderr")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m assistant",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ask = sub.add_parser(
+        "ask",
+        parents=[common],
+        help="answer a question (or one question per line from stdin)",
+        description="Answer QUESTION with quotes from the corpus. Without QUESTION, read one question per "
+        "line from stdin; each line is a follow-up of the ones before it.",
+    )
+    ask.add_argument("question", nargs="?", help="the question; omit it to read questions from stdin")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per answer")
+
+    index = sub.add_parser("index", parents=[common], help="rebuild the index now (it also rebuilds itself when stale)")
+    index.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+    evaluate = sub.add_parser(
+        "eval", parents=[common], help="measure answer quality on a question set",
+        description="Run a JSONL question set and print hit@3, MRR, scope decisions, follow-ups and quote "
+        "exactness against their bars; exit 1 if any is under its bar.",
+    )
+    evaluate.add_argument("--questions", type=Path, metavar="FILE",
+                          help="JSONL question set (default: ../shared/eval/dev.jsonl, else tests/fixtures/questions.jsonl)")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument("--show-failures", action="store_true", help="list the questions that missed")
+    return parser
+
+
+def _settings(args: argparse.Namespace):
+    from assistant.settings import Settings
+
+    overrides = {}
+    if args.corpus is not None:
+        overrides["corpus_dir"] = args.corpus
+    if args.index is not None:
+        overrides["index_dir"] = args.index
+    return Settings(**overrides)
+
+
+def _load(args: argparse.Namespace):
+    from assistant import Assistant
+
+    settings = _settings(args)
+    if not settings.corpus_dir.is_dir():
+        raise CliError(f"corpus folder {settings.corpus_dir} does not exist; pass --corpus DIR or set ASSISTANT_CORPUS_DIR")
+    return Assistant.load(settings, on_rebuild=_reporter(args), show_progress=not args.quiet and sys.stderr.isatty())
+
+
+def _reporter(args: argparse.Namespace):
+    """Rebuild messages go to stderr unless --quiet."""
+    if args.quiet:
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr, flush=True)
+
+
+def render_text(answer) -> str:
+    lines = [answer.answer, ""]
+    if answer.citations:
+        lines.append("Sources:")
+        for c in answer.citations:
+            lines.append(f"  [{c.n}] {c.source}, section \"{c.section}\", characters {c.start}-{c.end}")
+        lines.append("")
+    lines.append(answer.disclaimer)
+    return "\n".join(lines)
+
+
+def _stdin_lines() -> Iterator[tuple[int, str | None]]:
+    """(line number, text or None when the line is not valid UTF-8)."""
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            yield number, raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            yield number, None
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from assistant.assistant import InvalidQuestion, validate_question
+    from assistant.settings import Settings
+
+    if args.question is not None:  # reject bad input before paying for the model
+        try:
+            validate_question(args.question, max_chars=Settings().max_question_chars)
+        except InvalidQuestion as exc:
+            raise CliError(str(exc), EXIT_BAD_INPUT) from exc
+    bot = _load(args)
+    if args.question is not None:
+        answer = bot.ask(args.question)
+        print(answer.model_dump_json() if args.json else render_text(answer))
+        return EXIT_OK
+
+    status = EXIT_OK
+    history: list[str] = []
+    for number, line in _stdin_lines():
+        if line is not None and not line.strip():
+            continue
+        try:
+            if line is None:
+                raise InvalidQuestion("the line is not valid UTF-8 text")
+            answer = bot.ask(line, history=history)
+        except InvalidQuestion as exc:
+            status = EXIT_BAD_INPUT
+            message = f"line {number}: {exc}"
+            if args.json:
+                print(json.dumps({"error": message, "disclaimer": DISCLAIMER}, ensure_ascii=False), flush=True)
+            print(f"error: {message}\n{DISCLAIMER}", file=sys.stderr, flush=True)
+            continue
+        history.append(line)
+        print(answer.model_dump_json() if args.json else render_text(answer) + "\n", flush=True)
+    return status
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from assistant.embedding import get_embedder
+    from assistant.index import open_index
+
+    settings = _settings(args)
+    embedder = get_embedder(settings.model, device=settings.device)
+    index = open_index(
+        settings, embedder, force=True, on_rebuild=_reporter(args), show_progress=not args.quiet and sys.stderr.isatty()
+    )
+    manifest = index.manifest
+    if args.json:
+        print(json.dumps(manifest, sort_keys=True, indent=2))
+    else:
+        print(f"indexed {manifest['chunk_count']} chunks from {len(manifest['files'])} files into {settings.index_dir} "
+              f"({manifest['index_kind']} index, model {manifest['model']})")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from assistant.evaluation import BARS, evaluate, load_questions
+
+    path = args.questions or next((p for p in DEFAULT_QUESTIONS if p.exists()), None)
+    if path is None or not path.exists():
+        raise CliError(f"question set {path} not found; pass --questions FILE")
+    items = load_questions(path)
+    bot = _load(args)
+    report = evaluate(lambda q, h: bot.ask(q, history=h), items, corpus_dir=bot.settings.corpus_dir)
+    below = report.below_bar()
+    if args.json:
+        print(json.dumps({"questions": str(path), **report.figures, "counts": report.counts, "below_bar": below}, sort_keys=True))
+    else:
+        print(f"question set: {path} ({len(items)} items: {report.counts['in_scope']} in scope, "
+              f"{report.counts['out_of_scope']} out of scope, {report.counts['follow_ups']} follow-ups)")
+        print(f"{'figure':<22}{'value':>8}{'bar':>8}  ok")
+        for name, bar in BARS.items():
+            value = report.figures[name]
+            print(f"{name:<22}{value:>8.3f}{bar:>8.2f}  {'yes' if name not in below else 'NO'}")
+        if args.show_failures:
+            for f in report.failures:
+                print(f"  miss: {f}")
+    return EXIT_FAILED if below else EXIT_OK
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.INFO if getattr(args, "verbose", False) else logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    for noisy in ("faiss", "faiss.loader", "bm25s", "sentence_transformers", "transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args)
+    commands = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval}
+    try:
+        return commands[args.command](args)
+    except CliError as exc:
+        print(f"error: {exc}\n{DISCLAIMER}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"interrupted\n{DISCLAIMER}", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the user gets a message, not a traceback; -v logs the details
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        print(f"error: {type(exc).__name__}: {exc}\n{DISCLAIMER}", file=sys.stderr)
+        return EXIT_FAILED

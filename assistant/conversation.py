@@ -1,0 +1,69 @@
+"""Follow-up questions: turn "How bioavailable is it?" into a question retrieval can answer.
+
+No model rewrites the question (nothing may be invented); the earlier user turn is put in
+front of the new one when the new one leans on it: it refers back with a pronoun ("it",
+"they", "that one"), opens with a continuation ("and", "what about"), or is too short to
+stand alone. `Assistant.ask` also falls back to the joined form when the question alone is
+out of scope but reads as in scope with the turn before it ("Which organs improved?").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Sequence
+
+_REFERS_BACK = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|this|these|those|one|ones|he|she|his|her|former|latter|same)\b",
+    re.IGNORECASE,
+)
+_CONTINUES = re.compile(r"^\s*(and|also|but|or|what about|how about|what else)\b", re.I)
+
+
+def user_turns(history: Iterable[Any] | None) -> list[str]:
+    """The user's earlier questions, oldest first, from any common history shape.
+
+    Accepted items: plain strings (user questions), `{"role": "user", "content": ...}` messages
+    (Gradio's "messages" format, OpenAI style), and `(user, assistant)` pairs.
+    """
+    turns: list[str] = []
+    for item in history or []:
+        if isinstance(item, str):
+            text = item
+        elif isinstance(item, dict):
+            if item.get("role") != "user":
+                continue
+            text = item.get("content")
+            if isinstance(text, list):  # multimodal content parts
+                text = " ".join(p.get("text", "") for p in text if isinstance(p, dict))
+        elif isinstance(item, (list, tuple)) and item:
+            text = item[0]
+        else:
+            continue
+        if isinstance(text, str) and text.strip():
+            turns.append(text.strip())
+    return turns
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether `question` refers back to an earlier turn rather than standing alone."""
+    return bool(_REFERS_BACK.search(question) or _CONTINUES.match(question) or len(question.split()) <= 2)
+
+
+def join_turns(previous: str, question: str) -> str:
+    return f"{previous} {question}"
+
+
+def contextualize(question: str, history: Sequence[Any] | None) -> tuple[str, str | None]:
+    """(retrieval query, the earlier turn it leans on or None).
+
+    Earlier follow-ups are resolved first, so a chain of follow-ups keeps its subject.
+    """
+    turns = user_turns(history)
+    if not turns:
+        return question, None
+    previous = turns[0]
+    for turn in turns[1:]:
+        previous = join_turns(previous, turn) if is_follow_up(turn) else turn
+    if is_follow_up(question):
+        return join_turns(previous, question), previous
+    return question, previous

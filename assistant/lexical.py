@@ -1,0 +1,123 @@
+"""BM25 over chunks with bm25s, and the project's one text normaliser for matching.
+
+The normaliser (`tokenize`) is used for matching only: lower-case, NFKC, words of letters and
+digits, English stop words removed, Snowball-stemmed. What is quoted is never normalised.
+Single-character tokens are kept so that "vitamin D" and "vitamin K2" stay distinguishable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    _bm25s()
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return frozenset(STOPWORDS_EN_PLUS)
+
+
+def normalize(text: str) -> str:
+    """Lower-cased NFKC text, for comparing, never for quoting."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def words(text: str) -> list[str]:
+    """The normalised words of `text`, stop words included, unstemmed."""
+    return _WORD.findall(normalize(text))
+
+
+def tokenize(text: str) -> list[str]:
+    """Stemmed content tokens: what BM25 indexes and what scope checks compare."""
+    stop = _stopwords()
+    return _stemmer().stemWords([w for w in words(text) if w not in stop and w != "_"])
+
+
+def _bm25s():
+    """Import bm25s, undoing the DEBUG level it gives its own logger at import time."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+class LexicalIndex:
+    """BM25 (Lucene variant, k1=1.2, b=0.75) over pre-tokenised chunks.
+
+    Example:
+        >>> lex = LexicalIndex.build(["magnesium in nuts", "iron in meat"])
+        >>> int(lex.scores("nuts").argmax())
+        0
+    """
+
+    def __init__(self, retriever, vocab: dict[str, int]) -> None:
+        self._bm25 = retriever
+        self.vocab = vocab
+
+    @classmethod
+    def build(cls, texts: Sequence[str], *, k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
+        bm25s = _bm25s()
+        corpus_tokens = [tokenize(t) or ["_empty_"] for t in texts]
+        retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+        retriever.index(corpus_tokens, show_progress=False)
+        return cls(retriever, dict(retriever.vocab_dict))
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every chunk for `query` (zeros when no query word is in the corpus)."""
+        tokens = [t for t in tokenize(query) if t in self.vocab]
+        if not tokens:
+            return np.zeros(self.count(), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+
+    def idf(self, token: str) -> float:
+        """BM25's idf of a stemmed token; a token the corpus never uses gets the highest possible."""
+        n = self.count()
+        tid = self.vocab.get(token)
+        indptr = self._bm25.scores["indptr"]
+        df = 0 if tid is None else int(indptr[tid + 1] - indptr[tid])
+        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def coverage(self, query: str) -> float:
+        """IDF-weighted share of the query's content words that the corpus uses (0..1).
+
+        A word the corpus never uses weighs as much as its rarest word, so "sources of iron"
+        against an article without iron scores low even though "sources" matches.
+        Returns 0 when the query has no content words.
+        """
+        tokens = tokenize(query)
+        if not tokens:
+            return 0.0
+        weights = [self.idf(t) for t in tokens]
+        known = sum(w for t, w in zip(tokens, weights) if t in self.vocab)
+        return known / sum(weights)
+
+    def count(self) -> int:
+        return int(self._bm25.scores["num_docs"])
+
+    def save(self, path: str) -> None:
+        """Write bm25s's own files into the folder `path`."""
+        self._bm25.save(path, show_progress=False)
+
+    @classmethod
+    def load(cls, path: str) -> "LexicalIndex":
+        retriever = _bm25s().BM25.load(path, show_progress=False, verbosity=0)
+        return cls(retriever, dict(retriever.vocab_dict))

@@ -1,0 +1,83 @@
+"""Pydantic models at the boundaries of the pipeline.
+
+Inside a stage we pass plain types; these models are what crosses from one stage to the next
+and what the CLI, the Python API and the UI hand to users.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ChunkKind = Literal["sentence", "list_item", "table_row", "list", "table"]
+
+
+class Document(BaseModel):
+    """One corpus file, read verbatim.
+
+    `text` is the file's bytes decoded as UTF-8 with newlines untouched, so that
+    `text[start:end]` of any chunk is exactly what a reader sees in the file.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str = Field(description="Path relative to the corpus folder, with '/' separators.")
+    text: str
+    sha256: str = Field(description="sha256 of the file's bytes: the fingerprint the manifest records.")
+
+
+class Chunk(BaseModel):
+    """A quotable unit of a document: a sentence, a list item, a table row, or a whole short list or table.
+
+    `text == document.text[start:end]` always holds. `context` is what is embedded and
+    indexed beside the text (section heading, a list's lead-in, a table's header names);
+    it is never quoted.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int = Field(description="Row position in the index; ties in ranking break on it.")
+    source: str
+    section: str
+    kind: ChunkKind
+    start: int
+    end: int
+    text: str
+    context: str = ""
+    block: int = Field(description="Index of the paragraph, list or table the chunk belongs to.")
+
+    def embedding_text(self) -> str:
+        """The text the embedder and BM25 see: context first, then the quoted span.
+
+        Table rows and tables are seen through their context alone, which already holds every
+        cell as a "Header: cell" pair: the pipes of the source carry no meaning for a model.
+        """
+        if self.kind in ("table_row", "table"):
+            return self.context
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
+
+class Citation(BaseModel):
+    """A quote with the place it comes from: `quote == source_text[start:end]`."""
+
+    n: int = Field(description="The marker number, as in [n] in the answer.")
+    quote: str
+    source: str
+    section: str
+    start: int
+    end: int
+    score: float
+
+
+class Answer(BaseModel):
+    """What `Assistant.ask` returns and `ask --json` prints."""
+
+    question: str
+    answer: str
+    grounded: bool
+    citations: list[Citation] = Field(default_factory=list)
+    disclaimer: str
+    notice: str | None = Field(
+        default=None, description="A fixed safety notice (emergency or personal dosing), when one applies."
+    )

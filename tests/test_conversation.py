@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from assistant.conversation import contextualize, is_follow_up, user_turns
+
+
+def test_history_shapes():
+    assert user_turns(["a", " ", "b"]) == ["a", "b"]
+    messages = [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]
+    assert user_turns(messages) == ["q1", "q2"]
+    assert user_turns([("q1", "a1"), ["q2", "a2"]]) == ["q1", "q2"]
+    assert user_turns(None) == []
+
+
+def test_follow_up_detection():
+    assert is_follow_up("How bioavailable is it?")
+    assert is_follow_up("What about nuts?")
+    assert is_follow_up("And legumes?")
+    assert not is_follow_up("Which magnesium form is best for sleep?")
+    assert not is_follow_up("What forms of magnesium supplements are there?")
+
+
+def test_contextualize_joins_the_turn_it_leans_on():
+    assert contextualize("Is it safe?", None) == ("Is it safe?", None)
+    query, previous = contextualize("How bioavailable is it?", ["Which magnesium form is best for sleep?"])
+    assert query == "Which magnesium form is best for sleep? How bioavailable is it?"
+    assert previous == "Which magnesium form is best for sleep?"
+    standalone, previous = contextualize("What is whitlockite?", ["What foods contain magnesium?"])
+    assert standalone == "What is whitlockite?" and previous == "What foods contain magnesium?"
+    chained, _ = contextualize("And its dose?", ["Which form helps sleep?", "Is it well absorbed?"])
+    assert chained.startswith("Which form helps sleep? Is it well absorbed?")
