@@ -27,11 +27,14 @@ NOT_COVERED = (
 
 @dataclass(frozen=True)
 class ScopePolicy:
-    """When a question counts as covered: best cosine + weight·(coverage − 1) ≥ threshold.
+    """When a question counts as covered: best cosine + weight·(coverage − 1) ≥ threshold,
+    or the question names things (proper names, acronyms, "K2") that the corpus names too.
 
     `coverage` is the IDF-weighted share of the question's words the corpus uses at all
     (`LexicalIndex.coverage`), so a question about something the document never names
-    ("sources of iron") needs a much closer passage than one whose words all occur.
+    ("sources of iron") needs a much closer passage than one whose words all occur. Names are
+    the second route because a small embedding model knows little about rare names: "What did
+    the Framingham study find?" is far from every passage in cosine, yet plainly about one.
     Calibrated on the development questions; see README "Quality".
     """
 
@@ -41,8 +44,8 @@ class ScopePolicy:
     def score(self, best_dense: float, coverage: float) -> float:
         return best_dense + self.coverage_weight * (coverage - 1.0)
 
-    def covers(self, best_dense: float, coverage: float) -> bool:
-        return self.score(best_dense, coverage) >= self.threshold
+    def covers(self, best_dense: float, coverage: float, names_known: bool = False) -> bool:
+        return names_known or self.score(best_dense, coverage) >= self.threshold
 
 
 def _overlaps(a: Chunk, b: Chunk) -> bool:

@@ -93,7 +93,8 @@ class Assistant:
         if not hits:
             return [], False
         best = max(h.dense for h in hits)
-        return hits, self.policy.covers(best, self.index.lexical.coverage(query))
+        lexical = self.index.lexical
+        return hits, self.policy.covers(best, lexical.coverage(query), lexical.names_known(query))
 
     def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
         """Answer `question` (with earlier turns in `history`) from the corpus alone.

@@ -52,6 +52,22 @@ def tokenize(text: str) -> list[str]:
     return _stemmer().stemWords([w for w in words(text) if w not in stop and w != "_"])
 
 
+_NAME = re.compile(r"\b(?:[A-Z][a-z]+\w*|[A-Z]{2,}[a-z]?|\w*\d\w*)\b")
+
+
+def named_terms(text: str) -> list[str]:
+    """Words that name something rather than phrase a question: capitalised words other than
+    the first, acronyms ("CKD", "VSMCs") and tokens with digits ("K2", "2017"). Stemmed."""
+    first = re.match(r"\W*(\w+)", text)
+    skip = first.start(1) if first else -1
+    return [
+        token
+        for match in _NAME.finditer(text)
+        if match.start() != skip
+        for token in tokenize(match.group(0))
+    ]
+
+
 def _bm25s():
     """Import bm25s, undoing the DEBUG level it gives its own logger at import time."""
     import bm25s
@@ -109,6 +125,11 @@ class LexicalIndex:
         weights = [self.idf(t) for t in tokens]
         known = sum(w for t, w in zip(tokens, weights) if t in self.vocab)
         return known / sum(weights)
+
+    def names_known(self, query: str) -> bool:
+        """True when the query names something (see `named_terms`) and the corpus uses every such name."""
+        names = named_terms(query)
+        return bool(names) and all(name in self.vocab for name in names)
 
     def count(self) -> int:
         return int(self._bm25.scores["num_docs"])

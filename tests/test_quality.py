@@ -1,0 +1,70 @@
+"""End-to-end quality with the real bundled model, on the project's own question set."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from assistant import Assistant
+from assistant.answer import DISCLAIMER
+from assistant.evaluation import BARS
+from assistant.settings import Settings
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory) -> Assistant:
+    return Assistant.load(Settings(index_dir=tmp_path_factory.mktemp("index")))
+
+
+def test_eval_command_meets_every_bar_on_own_questions(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant", "eval", "--json", "--index", str(tmp_path / "index"),
+         "--questions", str(ROOT / "tests" / "fixtures" / "questions.jsonl")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(proc.stdout)
+    assert figures["below_bar"] == []
+    for name, bar in BARS.items():
+        assert figures[name] >= bar, name
+
+
+def test_eval_table_and_failing_exit_code(tmp_path):
+    # A set whose only in-scope question is unanswerable must fail its bars with exit status 1.
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "Which magnesium form is calming?", "expect": "no such phrase"}) + "\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant", "eval", "--index", str(tmp_path / "index"), "--questions", str(questions)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 1
+    assert "hit@3" in proc.stdout and "NO" in proc.stdout
+
+
+def test_follow_up_is_answered_about_the_earlier_subject(bot):
+    first = bot.ask("Which magnesium form helps with relaxation and sleep?")
+    assert "Glycinate" in first.citations[0].quote
+    follow = bot.ask("Is it well absorbed?", history=[first.question])
+    assert "Glycinate" in follow.citations[0].quote and "High" in follow.citations[0].quote
+
+
+def test_out_of_scope_is_refused_without_quotes(bot):
+    answer = bot.ask("How do I repair a bicycle chain?")
+    assert not answer.grounded and answer.citations == [] and answer.disclaimer == DISCLAIMER
+
+
+def test_list_question_quotes_the_list(bot):
+    answer = bot.ask("Which foods provide magnesium?")
+    assert any("Leafy Greens" in c.quote for c in answer.citations)
+
+
+def test_emergency_notice_comes_first(bot):
+    answer = bot.ask("I have crushing chest pain, should I take magnesium?")
+    assert answer.notice and answer.answer.startswith(answer.notice)
+    assert answer.disclaimer == DISCLAIMER
