@@ -88,13 +88,20 @@ class Assistant:
         index = open_index(settings, embedder, on_rebuild=on_rebuild, show_progress=show_progress)
         return cls(settings=settings, index=index, embedder=embedder)
 
-    def _retrieve(self, query: str) -> tuple[list[Hit], bool]:
+    def _retrieve(self, query: str, own_words: str) -> tuple[list[Hit], bool]:
+        """Hits for `query`, and whether they cover the question.
+
+        Coverage is judged on `own_words`, the user's latest turn: an earlier turn may supply
+        the subject of a follow-up (its names count), but not the words of a new, unrelated
+        question, which must share at least some vocabulary with the corpus.
+        """
         hits = self.retriever.search(query, k=self.settings.candidates)
         if not hits:
             return [], False
         best = max(h.dense for h in hits)
         lexical = self.index.lexical
-        return hits, self.policy.covers(best, lexical.coverage(query), lexical.names_known(query))
+        coverage = lexical.coverage(own_words)
+        return hits, self.policy.covers(best, coverage, coverage > 0 and lexical.names_known(query))
 
     def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
         """Answer `question` (with earlier turns in `history`) from the corpus alone.
@@ -104,10 +111,10 @@ class Assistant:
         text = validate_question(question, max_chars=self.settings.max_question_chars)
         kind, notice = safety_notice(text)
         query, previous = contextualize(text, history)
-        hits, covered = self._retrieve(query)
+        hits, covered = self._retrieve(query, text)
         if not covered and previous is not None and query == text:
             joined = join_turns(previous, text)
-            joined_hits, joined_covered = self._retrieve(joined)
+            joined_hits, joined_covered = self._retrieve(joined, text)
             if joined_covered:
                 hits, covered = joined_hits, True
         quotes = select_quotes(hits, top_k=self.settings.top_k, blocks=self.blocks) if covered else []

@@ -68,3 +68,11 @@ def test_emergency_notice_comes_first(bot):
     answer = bot.ask("I have crushing chest pain, should I take magnesium?")
     assert answer.notice and answer.answer.startswith(answer.notice)
     assert answer.disclaimer == DISCLAIMER
+
+
+def test_unrelated_question_after_a_covered_one_is_refused(bot):
+    history = ["Which magnesium form is best for sleep?"]
+    assert not bot.ask("What is the capital of France?", history=history).grounded
+    assert not bot.ask("how do solar panels work", history=["What did the Framingham study find?"]).grounded
+    follow = bot.ask("Which organs improved?", history=["What did the 2017 rat study show?"])
+    assert follow.grounded and "stomach and lungs" in follow.citations[0].quote
