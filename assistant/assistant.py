@@ -13,6 +13,8 @@ import logging
 import unicodedata
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from assistant.answer import DISCLAIMER, ScopePolicy, cite, compose_answer, select_quotes
 from assistant.conversation import contextualize, join_turns
 from assistant.embedding import Embedder, get_embedder
@@ -88,14 +90,14 @@ class Assistant:
         index = open_index(settings, embedder, on_rebuild=on_rebuild, show_progress=show_progress)
         return cls(settings=settings, index=index, embedder=embedder)
 
-    def _retrieve(self, query: str, own_words: str) -> tuple[list[Hit], bool]:
+    def _retrieve(self, query: str, own_words: str, vector: np.ndarray | None = None) -> tuple[list[Hit], bool]:
         """Hits for `query`, and whether they cover the question.
 
         Coverage is judged on `own_words`, the user's latest turn: an earlier turn may supply
         the subject of a follow-up (its names count), but not the words of a new, unrelated
         question, which must share at least some vocabulary with the corpus.
         """
-        hits = self.retriever.search(query, k=self.settings.candidates)
+        hits = self.retriever.search(query, k=self.settings.candidates, vector=vector)
         if not hits:
             return [], False
         best = max(h.dense for h in hits)
@@ -111,11 +113,18 @@ class Assistant:
         text = validate_question(question, max_chars=self.settings.max_question_chars)
         kind, notice = safety_notice(text)
         query, previous = contextualize(text, history)
-        hits, covered = self._retrieve(query, text)
+        vector = self.retriever.encode(query)
+        hits, covered = self._retrieve(query, text, vector)
         if not covered and previous is not None and query == text:
-            joined = join_turns(previous, text)
-            joined_hits, joined_covered = self._retrieve(joined, text)
-            if joined_covered:
+            # Not covered alone, e.g. "Which organs improved?": read it with the turn before,
+            # provided the passage that reading finds is still related to the question itself.
+            joined_hits, joined_covered = self._retrieve(join_turns(previous, text), text)
+            if joined_covered and self._related(vector, joined_hits[0]):
                 hits, covered = joined_hits, True
         quotes = select_quotes(hits, top_k=self.settings.top_k, blocks=self.blocks) if covered else []
         return compose_answer(text, cite(quotes), notice=notice, lead_with_disclaimer=kind == "personal")
+
+    def _related(self, vector: np.ndarray, hit: Hit) -> bool:
+        """Whether a passage found with the help of an earlier turn still relates to the new question."""
+        passage = self.index.store.vectors(np.array([hit.chunk.id]))[0]
+        return float(passage @ vector) >= self.settings.follow_up_floor

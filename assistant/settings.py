@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         default=0.24, description="Below this scope score a question is answered as not covered."
     )
     coverage_weight: float = Field(default=0.35, ge=0.0, description="How much unknown words lower the scope score.")
+    follow_up_floor: float = Field(
+        default=0.15, description="Least cosine between a question and a passage found only with an earlier turn."
+    )
 
     # Input limits.
     max_question_chars: int = Field(default=2000, gt=0)
