@@ -57,7 +57,11 @@ _NAME = re.compile(r"\b(?:[A-Z][a-z]+\w*|[A-Z]{2,}[a-z]?|\w*\d\w*)\b")
 
 def named_terms(text: str) -> list[str]:
     """Words that name something rather than phrase a question: capitalised words other than
-    the first, acronyms ("CKD", "VSMCs") and tokens with digits ("K2", "2017"). Stemmed."""
+    the first, acronyms ("CKD", "VSMCs") and tokens with digits ("K2", "2017"). Stemmed.
+
+    >>> named_terms("What did the Framingham study find in 2017?")
+    ['framingham', '2017']
+    """
     first = re.match(r"\W*(\w+)", text)
     skip = first.start(1) if first else -1
     return [
@@ -65,6 +69,7 @@ def named_terms(text: str) -> list[str]:
         for match in _NAME.finditer(text)
         if match.start() != skip
         for token in tokenize(match.group(0))
+        if len(token) > 1  # a lone digit or letter ("1" in "alert(1)") names nothing
     ]
 
 

@@ -1,0 +1,175 @@
+"""app.py through its API: `/ask` with gradio_client, bad input, and 40 concurrent questions.
+
+Starts `python app.py` on a free loopback port with its own index folder. Figures (start-up,
+latency, throughput, memory) are printed for the record, never asserted: speed targets are not
+unit-test assertions. What is asserted is correctness and zero failures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+
+import pytest
+
+from assistant.answer import DISCLAIMER, NOT_COVERED
+from assistant.assistant import InvalidQuestion
+from assistant.models import Answer, Citation, Document
+from assistant.render import NOT_ANSWERED, escape_markdown
+from app_server import ROOT, running_app
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+import gradio_client  # noqa: E402  (a test extra: installed by scripts/install.sh test)
+
+FOOTER = f"_{escape_markdown(DISCLAIMER)}_"
+
+
+def _load_test_module():
+    """scripts/load_test.py, imported by path: scripts/ is not a package."""
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+load_test = _load_test_module()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_app(tmp_path_factory.mktemp("app")) as running:
+        started = time.monotonic()
+        client = gradio_client.Client(running.url, verbose=False)
+        first = client.predict("What is whitlockite?", api_name="/ask")
+        client.close()
+        assert first.endswith(FOOTER), first
+        print(f"\napp start-up: {running.startup_seconds:.1f} s to the API answering, "
+              f"{running.startup_seconds + time.monotonic() - started:.1f} s to the first /ask answer")
+        yield running
+        assert "Traceback" not in running.log(), running.log()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    connected = gradio_client.Client(server.url, verbose=False)
+    yield connected
+    connected.close()
+
+
+def test_ask_returns_the_cited_markdown_the_chat_shows(client):
+    result = client.predict("Which magnesium form is best for sleep?", api_name="/ask")
+    body, _, sources = result.partition("**Sources**")
+    assert "Magnesium Glycinate" in body and "\\[1\\]" in body
+    assert '<details class="citation" data-n="1">' in sources and "calcium-and-magnesium.txt" in sources
+    assert '<mark data-n="1">' in sources
+    assert result.endswith(FOOTER)
+    assert client.predict("Which magnesium form is best for sleep?", api_name="/ask") == result  # deterministic
+
+
+def test_ask_says_when_the_document_does_not_cover_it(client):
+    result = client.predict("Who wrote Pride and Prejudice?", api_name="/ask")
+    assert escape_markdown(NOT_COVERED) in result
+    assert "<details" not in result and result.endswith(FOOTER)
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 5000, "magnesium\x00sleep"])
+def test_bad_input_gets_a_message_and_the_disclaimer_not_a_trace(client, question):
+    result = client.predict(question, api_name="/ask")
+    assert result.startswith(NOT_ANSWERED) and result.endswith(FOOTER)
+    assert "Traceback" not in result
+
+
+def test_markup_in_a_question_comes_back_as_text(client):
+    result = client.predict("<script>alert(1)</script> **magnesium**", api_name="/ask")
+    assert "<script" not in result and result.endswith(FOOTER)
+
+
+def test_the_api_lists_ask_alone(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert list(endpoints) == ["/ask"]
+    assert [p["parameter_name"] for p in endpoints["/ask"]["parameters"]] == ["question"]
+
+
+def test_sequential_latency(server):
+    report = load_test.run_load(server.url, clients=1, requests_per_client=50, pid=server.process.pid)
+    print(f"\n50 sequential /ask: {report.summary()}")
+    assert report.errors == 0, report.error_samples
+
+
+def test_40_concurrent_questions_all_answered(server):
+    report = load_test.run_load(server.url, clients=40, requests_per_client=1, pid=server.process.pid)
+    print(f"\n40 concurrent /ask: {report.summary()}")
+    for sample in report.error_samples:
+        print(f"  failure: {sample}")
+    assert report.requests == 40 and report.errors == 0, report.error_samples
+
+
+def test_load_script_runs_for_a_short_duration(server):
+    """The standalone script, as a user runs it: exit 0, a one-line report."""
+    args = ["--url", server.url, "--pid", str(server.process.pid), "--clients", "8", "--duration", "3"]
+    assert load_test.main(args) == 0
+    assert load_test.main(["--url", "http://example.com/", "--duration", "1"]) == 2  # loopback only
+
+
+# --- the chat handlers, in process, with a fake assistant (no model, no server) ---------------------
+
+
+class RecordingBot:
+    """Answers every question with the one sentence of its document, and records what it was asked."""
+
+    TEXT = "Whitlockite is a mineral. It forms slowly."
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list]] = []
+
+    def ask(self, question, history=None):
+        self.calls.append((question, list(history or [])))
+        if not question.strip():
+            raise InvalidQuestion("the question is empty: type a question about the document")
+        if question == "boom":
+            raise RuntimeError("index on fire")
+        citation = Citation(n=1, quote="It forms slowly.", source="w.txt", section="", start=26, end=42, score=1.0)
+        return Answer(
+            question=question, answer="It forms slowly. [1]", grounded=True, citations=[citation], disclaimer=DISCLAIMER
+        )
+
+
+def _handlers(bot):
+    import app
+
+    demo = app.build_demo(bot, [Document(source="w.txt", text=RecordingBot.TEXT, sha256="0")])
+    return {f.fn.__name__: f.fn for f in demo.fns.values() if f.fn is not None}
+
+
+def test_chat_streams_keeps_the_conversation_and_passes_it_on():
+    bot = RecordingBot()
+    handlers = _handlers(bot)
+    steps = list(handlers["respond"]("What is whitlockite?", [], []))
+    question_box, messages, history, last, corpus = steps[-1]
+    assert len(steps) > 2 and "Searching the document" in steps[0][1][-1]["content"]
+    assert all(step[1][-1]["content"].endswith(FOOTER) for step in steps)  # the disclaimer, at every step
+    assert history == ["What is whitlockite?"] and last == "What is whitlockite?" and "<mark" in corpus
+    assert messages[-1]["content"] == handlers["ask"]("What is whitlockite?")  # the chat shows what /ask returns
+
+    *_, (_, messages, history, _, _) = handlers["respond"]("How does it form?", messages, history)
+    assert bot.calls[-1] == ("How does it form?", ["What is whitlockite?"])
+    assert history == ["What is whitlockite?", "How does it form?"] and len(messages) == 4
+
+    *_, (_, retried, history, _, _) = handlers["retry"](messages, history, "How does it form?")
+    assert bot.calls[-1] == ("How does it form?", ["What is whitlockite?"]) and len(retried) == 4
+    assert handlers["clear"]()[1:4] == ([], [], None)
+
+
+def test_chat_errors_are_messages_and_are_not_remembered():
+    bot = RecordingBot()
+    handlers = _handlers(bot)
+    *_, (_, messages, history, last, corpus) = handlers["respond"]("", [], [])
+    assert messages[-1]["content"].startswith(f"{NOT_ANSWERED} the question is empty")
+    assert history == [] and last == ""
+    *_, (_, messages, history, _, _) = handlers["respond"]("boom", messages, history)
+    assert "something went wrong" in messages[-1]["content"] and "index on fire" not in messages[-1]["content"]
+    assert messages[-1]["content"].endswith(FOOTER) and history == []
+    assert handlers["ask"]("boom").startswith(f"{NOT_ANSWERED} something went wrong")

@@ -1,0 +1,159 @@
+"""The chat in headless Chromium: answers with citations, refusals, markup shown as text, offline page.
+
+Starts `python app.py` on a free loopback port (own index folder) and drives Debian's chromium
+through Playwright (`/usr/bin/chromium`, or `CHROMIUM_PATH`). Saves a screenshot of an answered
+question to the test's tmp folder; with `SAVE_SCREENSHOT=1`, also to docs/screenshot.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant.answer import DISCLAIMER, NOT_COVERED
+from app_server import ROOT, running_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
+
+from playwright import sync_api  # noqa: E402  (a test extra: installed by scripts/install.sh test)
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TIMEOUT_MS = 60_000
+
+BOT = "#chat .message-row.bot-row"
+USER = "#chat .message-row.user-row"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_app(tmp_path_factory.mktemp("browser-app")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():  # a failure, not a skip: CI installs it, and a skip would hide that it didn't
+        pytest.fail(f"no chromium at {CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh tab on the app that records every request and every dialog (alert, confirm…)."""
+    context = browser.new_context(viewport={"width": 1360, "height": 940})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.requests, tab.dialogs = [], []
+    tab.on("request", lambda request: tab.requests.append(request.url))
+    tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
+    tab.goto(server.url)
+    tab.wait_for_selector("#question textarea")
+    yield tab
+    context.close()
+
+
+def ask(page, question: str) -> None:
+    """Type and send `question`, then wait until its answer is complete (it ends with the disclaimer)."""
+    answers = page.locator(BOT).count()
+    page.fill("#question textarea", question)
+    page.keyboard.press("Enter")
+    wait_for_answer(page, answers + 1)
+
+
+def wait_for_answer(page, count: int) -> None:
+    page.wait_for_function(
+        """([selector, count, disclaimer]) => {
+            const rows = document.querySelectorAll(selector);
+            return rows.length >= count && rows[count - 1].innerText.includes(disclaimer)
+                && !rows[count - 1].innerText.includes('Searching the document');
+        }""",
+        arg=[BOT, count, DISCLAIMER],
+    )
+
+
+def test_answer_shows_citations_highlighted_passage_and_disclaimer(page, server, tmp_path):
+    assert page.locator("#disclaimer").inner_text().strip() == DISCLAIMER
+    ask(page, "Which magnesium form is best for sleep?")
+    answer = page.locator(BOT).last
+    text = answer.inner_text()
+    assert "Magnesium Glycinate" in text and DISCLAIMER in text
+    for n in (1, 2, 3):
+        assert f"[{n}]" in text
+    citations = answer.locator("details.citation")
+    assert citations.count() == 3
+    first = citations.first
+    assert "calcium-and-magnesium.txt" in first.locator("summary").inner_text()
+    assert "Magnesium Supplementation and Forms" in first.locator("summary").inner_text()
+    mark = first.locator("mark")
+    assert not mark.is_visible()  # collapsed until the reader opens it
+    first.locator("summary").click()
+    assert mark.is_visible() and "Magnesium Glycinate" in mark.inner_text()
+    assert "Magnesium Form | Key Features" in first.locator(".passage").inner_text()  # the context around it
+
+    corpus_marks = page.locator("#corpus mark")
+    assert corpus_marks.count() == 3
+    assert "Magnesium Glycinate" in corpus_marks.first.inner_text()
+    page.wait_for_function("() => document.querySelector('#corpus').scrollTop > 0")  # scrolled to the first one
+    assert corpus_marks.first.is_visible()
+
+    page.wait_for_timeout(300)  # let the chat's own autoscroll settle, then put the question on top
+    page.locator(USER).last.evaluate(
+        """row => {
+            const scrolls = e => e.scrollHeight > e.clientHeight && /auto|scroll/.test(getComputedStyle(e).overflowY);
+            let box = row.parentElement;
+            while (box && !scrolls(box)) box = box.parentElement;
+            if (box) box.scrollTop += row.getBoundingClientRect().top - box.getBoundingClientRect().top;
+        }"""
+    )
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(tmp_path / "screenshot.png"))
+    if os.environ.get("SAVE_SCREENSHOT") == "1":
+        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
+    external = [u for u in page.requests if not u.startswith((server.url, "data:", "blob:"))]
+    assert external == [], f"the page fetched from outside the app: {external}"
+
+
+def test_example_out_of_scope_question_is_refused(page):
+    page.get_by_text("Who wrote Pride and Prejudice?", exact=True).click()
+    wait_for_answer(page, 1)
+    answer = page.locator(BOT).last.inner_text()
+    assert NOT_COVERED in answer and DISCLAIMER in answer
+    assert page.locator(f"{BOT} details.citation").count() == 0
+    assert page.locator(USER).last.inner_text().strip() == "Who wrote Pride and Prejudice?"
+
+
+def test_markup_in_a_question_is_shown_as_text_and_runs_nothing(page):
+    question = "<script>alert(1)</script><img src=x onerror=alert(2)> **bold**"
+    ask(page, question)
+    assert page.locator(USER).last.inner_text().strip() == question
+    assert page.locator("#chat script, #chat img[src='x'], #chat strong:text('bold')").count() == 0
+    page.wait_for_timeout(500)  # give a script every chance to run
+    assert page.dialogs == []
+    assert DISCLAIMER in page.locator(BOT).last.inner_text()
+
+
+def test_follow_up_retry_and_clear(page):
+    ask(page, "What is whitlockite?")
+    ask(page, "How does it form?")
+    assert page.locator(USER).count() == 2
+    page.click("#retry")
+    wait_for_answer(page, 2)
+    assert page.locator(USER).count() == 2 and page.locator(BOT).count() == 2
+    assert page.locator(USER).last.inner_text().strip() == "How does it form?"
+    page.click("#clear")
+    page.wait_for_function(f"() => document.querySelectorAll('{USER}').length === 0")
+    assert page.locator("#corpus mark").count() == 0
+
+
+def test_empty_question_gets_a_message_with_the_disclaimer(page):
+    page.click("#ask")
+    wait_for_answer(page, 1)
+    answer = page.locator(BOT).last.inner_text()
+    assert "Question not answered" in answer and DISCLAIMER in answer
