@@ -115,3 +115,28 @@ def test_cli_processes_starting_together_on_an_empty_index(tmp_path):
     assert all(a["citations"] == answers[0]["citations"] and a["grounded"] for a in answers)
     assert sum("building the index" in err for _, err in results) == 1
     assert load_index(index).manifest["chunk_count"] > 40
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_app_and_cli_starting_together_on_an_empty_index(tmp_path):
+    from gradio_client import Client
+
+    from app_server import running_app
+
+    index = tmp_path / "index"  # the folder running_app gives the app
+    env = {**os.environ, "ASSISTANT_INDEX_DIR": str(index)}
+    clis = [
+        subprocess.Popen([sys.executable, "-m", "assistant", "ask", "--json", "Which magnesium form is calming?"],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    with running_app(tmp_path) as server:
+        markdown = Client(server.url, verbose=False).predict("Which magnesium form is calming?", api_name="/ask")
+        app_log = server.log()
+    results = [p.communicate(timeout=300) for p in clis]
+    assert [p.returncode for p in clis] == [0, 0], results
+    assert all("Glycinate" in json.loads(out)["citations"][0]["quote"] for out, _ in results)
+    assert "Glycinate" in markdown and DISCLAIMER.split(".")[0] in markdown
+    builds = sum("building the index" in err for _, err in results) + app_log.count("building the index")
+    assert builds == 1
