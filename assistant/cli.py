@@ -1,4 +1,4 @@
-"""Command line: `python -m assistant ask|index|eval`.
+"""Command line: `python -m assistant ask|index|eval|bench`.
 
 Only this module (and app.py) prints. Library errors become a one-line message and an exit
 status: 2 for input the assistant rejects, 1 for anything else; never a traceback.
@@ -19,6 +19,7 @@ from assistant.answer import DISCLAIMER
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_QUESTIONS = (PROJECT_ROOT.parent / "shared" / "eval" / "dev.jsonl", PROJECT_ROOT / "tests" / "fixtures" / "questions.jsonl")
+DEFAULT_BENCH_BEIR = PROJECT_ROOT.parent / "shared" / "eval" / "scifact"
 
 DESCRIPTION = f"""\
 Ask questions about the documents in a corpus folder and get answers quoted word for word
@@ -34,6 +35,8 @@ examples:
   printf 'What is whitlockite?\\nHow bioavailable is it?\\n' | python -m assistant ask --json
   python -m assistant index --corpus my-docs/ --index my-index/
   python -m assistant eval
+  python -m assistant eval --beir ../shared/eval/scifact --split test
+  python -m assistant bench --only latency,cold,indexing
 
 exit status: 0 answered (also "not covered"), 1 failure (or eval under its bar), 2 rejected input.
 Every setting can also be given as an environment variable ASSISTANT_<NAME>, e.g. ASSISTANT_CORPUS_DIR.
@@ -83,6 +86,40 @@ def build_parser() -> argparse.ArgumentParser:
                           help="JSONL question set (default: ../shared/eval/dev.jsonl, else tests/fixtures/questions.jsonl)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--show-failures", action="store_true", help="list the questions that missed")
+    evaluate.add_argument("--beir", type=Path, metavar="DIR",
+                          help="instead: retrieval quality (nDCG@10, Recall@10/100, MRR@10) of dense, lexical and "
+                          "hybrid search on a BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
+    evaluate.add_argument("--split", default="test", metavar="NAME", help="qrels split for --beir (default: test)")
+    evaluate.add_argument("--cache", type=Path, metavar="DIR",
+                          help="where --beir keeps corpus embeddings (default: cache/ in the project)")
+    bench = sub.add_parser(
+        "bench", parents=[common], help="measure speed, memory and scale (prints figures; never fails on them)",
+        description="Time warm answers, cold start and indexing against bare model encoding, and FAISS search "
+        "on synthetic corpora of growing size; print Markdown tables (or JSON). Without --index, the index is "
+        "built in a temporary folder.",
+    )
+    bench.add_argument("--only", default="latency,cold,indexing,scale", metavar="PARTS",
+                       help="comma-separated parts to run: latency, cold, indexing, scale (default: all)")
+    bench.add_argument("--sizes", default="10000,100000,1000000", metavar="N,N",
+                       help="scale: corpus sizes in chunks (default: 10000,100000,1000000)")
+    bench.add_argument("--distributions", default="topical", metavar="NAMES",
+                       help="scale: synthetic vectors, 'topical' (like real embeddings) and/or 'random' (worst case)")
+    bench.add_argument("--kinds", default="flat,hnsw", metavar="KINDS", help="scale: FAISS index kinds to build, as the engine builds them or with HNSW parameters of their own, "
+                       "e.g. flat,hnsw,hnsw:m=32:efc=40:ef=128 (default: flat,hnsw)")
+    bench.add_argument("--queries", type=int, default=200, metavar="N", help="scale: queries per corpus (default: 200)")
+    bench.add_argument("--questions", type=Path, metavar="FILE",
+                       help="latency: JSONL question set (default: ../shared/eval/dev.jsonl, else tests/fixtures/questions.jsonl)")
+    bench.add_argument("--rounds", type=int, default=3, metavar="N", help="latency, indexing: rounds over the questions or builds (default: 3)")
+    bench.add_argument("--runs", type=int, default=5, metavar="N", help="cold: processes of each kind (default: 5)")
+    bench.add_argument("--beir", type=Path, metavar="DIR",
+                       help="BEIR folder whose documents are indexed and whose words make the scale texts "
+                       "(default: ../shared/eval/scifact when present, else --corpus)")
+    bench.add_argument("--docs", type=int, default=100, metavar="N", help="indexing: documents taken from --beir (default: 100)")
+    bench.add_argument("--json", action="store_true", help="print all figures as JSON")
+    bench.add_argument("--plot", type=Path, metavar="PNG", help="scale: also plot latency and memory against size into PNG")
+    bench.add_argument("--from-json", type=Path, nargs="+", metavar="FILE",
+                       help="run nothing: render saved --json output, e.g. to rebuild the docs (a later file's "
+                       "part replaces an earlier one's; scale cases add up, one per distribution and size)")
     return parser
 
 
@@ -187,7 +224,38 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval_beir(args: argparse.Namespace) -> int:
+    from assistant.beir import DEFAULT_CACHE_DIR, BeirFormatError, evaluate_beir, load_beir
+    from assistant.embedding import get_embedder
+
+    try:
+        import ranx  # noqa: F401
+    except ImportError as exc:
+        raise CliError("eval --beir needs ranx: pip install -e '.[eval]'") from exc
+    try:
+        dataset = load_beir(args.beir, args.split)
+    except (BeirFormatError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    settings = _settings(args)
+    report = evaluate_beir(dataset, get_embedder(settings.model, device=settings.device),
+                           cache_dir=args.cache or DEFAULT_CACHE_DIR,
+                           show_progress=not args.quiet and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps({"beir": str(args.beir), "split": args.split, **report.as_json()}, sort_keys=True))
+        return EXIT_OK
+    print(f"BEIR {args.beir}, split {args.split}: {report.queries} queries, {report.documents} documents "
+          f"({report.seconds:.1f} s)")
+    width = max(map(len, [*report.figures, *report.variants])) + 2
+    print(f"{'method':<{width}}{'nDCG@10':>8}{'R@10':>8}{'R@100':>8}{'MRR@10':>8}")
+    for method, figures in [*report.figures.items(), *report.variants.items()]:
+        print(f"{method:<{width}}" + "".join(f"{figures[m]:>8.3f}" for m in ("ndcg@10", "recall@10", "recall@100", "mrr@10")))
+    print(f"hybrid = {report.hybrid}; the rows below it are other fusions, for comparison")
+    return EXIT_OK
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.beir is not None:
+        return cmd_eval_beir(args)
     from assistant.evaluation import BARS, evaluate, load_questions
 
     path = args.questions or next((p for p in DEFAULT_QUESTIONS if p.exists()), None)
@@ -212,6 +280,59 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_FAILED if below else EXIT_OK
 
 
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _bench_results(args: argparse.Namespace) -> dict:
+    import tempfile
+
+    from assistant.bench import BenchOptions, BenchSession
+
+    try:
+        sizes = [int(size.replace("_", "")) for size in _names(args.sizes)]
+    except ValueError as exc:
+        raise CliError(f"--sizes takes whole numbers separated by commas, got {args.sizes!r}", EXIT_BAD_INPUT) from exc
+    beir = args.beir if args.beir is not None else DEFAULT_BENCH_BEIR if DEFAULT_BENCH_BEIR.is_dir() else None
+    say = _reporter(args)
+    try:
+        options = BenchOptions(
+            parts=_names(args.only), questions=args.questions or next((p for p in DEFAULT_QUESTIONS if p.exists()), None),
+            rounds=args.rounds, runs=args.runs, beir=beir, indexing_docs=args.docs, sizes=sizes,
+            distributions=_names(args.distributions), kinds=_names(args.kinds), queries=args.queries,
+            show_progress=not args.quiet and sys.stderr.isatty(),
+            on_case=lambda case: say(f"bench: scale, {case['distribution']} {case['n']:,} chunks done"),
+        )
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from exc
+    settings = _settings(args)
+    with tempfile.TemporaryDirectory(prefix="assistant-bench-") as tmp:
+        if args.index is None:
+            settings = settings.model_copy(update={"index_dir": Path(tmp) / "index"})
+        return BenchSession(settings, options, Path(tmp)).run(on_part=lambda part: say(f"bench: {part}..."))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from assistant.bench import merge_results, plot_scale, render_markdown
+
+    if args.from_json:
+        runs = []
+        for path in args.from_json:
+            try:
+                runs.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:
+                raise CliError(f"cannot read bench results from {path}: {exc}", EXIT_BAD_INPUT) from exc
+        results = merge_results(runs)
+    else:
+        results = _bench_results(args)
+    if args.plot is not None and "scale" in results:
+        machine = results.get("machine", {})
+        title = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('ram_gib', '?')} GiB RAM"
+        plot_scale(results["scale"], args.plot, title=f"{title}; solid: topical vectors, dashed: random vectors")
+    print(json.dumps(results, sort_keys=True, indent=2) if args.json else render_markdown(results), end="" if not args.json else "\n")
+    return EXIT_OK
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.INFO if getattr(args, "verbose", False) else logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
@@ -227,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args)
-    commands = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval}
+    commands = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "bench": cmd_bench}
     try:
         return commands[args.command](args)
     except CliError as exc:

@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     faiss_index: Literal["auto", "flat", "hnsw"] = Field(
         default="auto", description="Exact search below `hnsw_threshold` chunks, HNSW above it, unless forced."
     )
-    hnsw_threshold: int = Field(default=200_000, gt=0)
+    hnsw_threshold: int = Field(
+        default=20_000,
+        gt=0,
+        description="Chunks from which 'auto' uses HNSW: exact search costs ~0.05 ms per 1k chunks (docs/benchmarks.md).",
+    )
 
     # Chunking: these are recorded in the manifest, so changing one triggers a rebuild.
     max_chunk_chars: int = Field(default=1000, gt=50, description="Longer sentences are cut at word boundaries.")
