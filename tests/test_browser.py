@@ -68,13 +68,20 @@ def ask(page, question: str) -> None:
 
 
 def wait_for_answer(page, count: int) -> None:
+    """Wait until answer number `count` is complete: every streamed piece already ends with the
+    disclaimer, so "complete" also means its text has stopped changing for a second."""
     page.wait_for_function(
         """([selector, count, disclaimer]) => {
             const rows = document.querySelectorAll(selector);
-            return rows.length >= count && rows[count - 1].innerText.includes(disclaimer)
-                && !rows[count - 1].innerText.includes('Searching the document');
+            if (rows.length < count) return false;
+            const text = rows[count - 1].innerText;
+            if (!text.includes(disclaimer) || text.includes('Searching the document')) return false;
+            const now = Date.now();
+            if (window.__answerText !== text) { window.__answerText = text; window.__answerSince = now; return false; }
+            return now - window.__answerSince >= 1000;
         }""",
         arg=[BOT, count, DISCLAIMER],
+        polling=200,
     )
 
 
