@@ -31,7 +31,9 @@ class FaissStore(VectorStore):
 
     files = (INDEX_FILE,)
 
-    def __init__(self, *, dimension: int, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128) -> None:
+    def __init__(
+        self, *, dimension: int, kind: str = "flat", hnsw_m: int = 32, ef_construction: int = 80, ef_search: int = 128
+    ) -> None:
         if kind not in ("flat", "hnsw"):
             raise ValueError(f"FAISS index kind must be 'flat' or 'hnsw', got {kind!r}")
         self.dimension = dimension
@@ -39,7 +41,7 @@ class FaissStore(VectorStore):
             self._index = faiss.IndexFlatIP(dimension)
         else:
             self._index = faiss.IndexHNSWFlat(dimension, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            self._index.hnsw.efConstruction = 80
+            self._index.hnsw.efConstruction = ef_construction
             self._index.hnsw.efSearch = ef_search
 
     def add(self, vectors: np.ndarray) -> None:
