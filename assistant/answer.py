@@ -9,7 +9,7 @@ disclaimer every answer, refusal and error carries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from assistant.models import Answer, Chunk, Citation
 from assistant.retrieval import Hit
@@ -56,7 +56,7 @@ def select_quotes(
     hits: Sequence[Hit],
     *,
     top_k: int,
-    blocks: dict[tuple[str, int], Chunk],
+    group: Callable[[Chunk], Chunk | None],
     group_size: int = 3,
     group_margin: float = 0.03,
     min_relative: float = 0.75,
@@ -80,11 +80,14 @@ def select_quotes(
         if hit.dense < floor:
             continue
         chunk = hit.chunk
-        if chunk.kind in ("list_item", "table_row") and (chunk.source, chunk.block) in blocks:
+        if chunk.kind in ("list_item", "table_row"):
             siblings = [h for h in window if h.chunk.kind == chunk.kind and (h.chunk.source, h.chunk.block) == (chunk.source, chunk.block)]
+            whole = None
             if len(siblings) >= group_size and siblings[0].dense - siblings[group_size - 1].dense <= group_margin:
-                hit = Hit(blocks[(chunk.source, chunk.block)], hit.score, hit.dense, hit.lexical)
-                chunk = hit.chunk
+                whole = group(chunk)  # the list or table, when it is short enough to be a chunk itself
+            if whole is not None:
+                hit = Hit(whole, hit.score, hit.dense, hit.lexical)
+                chunk = whole
         if any(_overlaps(chunk, c.chunk) for c in chosen):
             continue
         chosen.append(hit)

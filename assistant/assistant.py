@@ -18,11 +18,11 @@ import numpy as np
 from assistant.answer import DISCLAIMER, ScopePolicy, cite, compose_answer, select_quotes
 from assistant.conversation import contextualize, join_turns
 from assistant.embedding import Embedder, get_embedder
-from assistant.index import Index, open_index
-from assistant.models import Answer, Chunk
+from assistant.models import Answer
 from assistant.retrieval import Hit, Retriever
 from assistant.safety import safety_notice
 from assistant.settings import Settings
+from assistant.stores import ChunkStore, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +58,12 @@ def validate_question(question: Any, *, max_chars: int) -> str:
 class Assistant:
     """Answers questions with quotes from the corpus; load once, ask many times (thread-safe)."""
 
-    def __init__(self, *, settings: Settings, index: Index, embedder: Embedder) -> None:
+    def __init__(self, *, settings: Settings, store: ChunkStore, embedder: Embedder) -> None:
         self.settings = settings
-        self.index = index
+        self.store = store
         self.embedder = embedder
         self.retriever = Retriever(
-            index,
+            store,
             embedder,
             fusion=settings.fusion,
             alpha=settings.alpha,
@@ -71,9 +71,6 @@ class Assistant:
             neighbour_weight=settings.neighbour_weight,
         )
         self.policy = ScopePolicy(threshold=settings.scope_threshold, coverage_weight=settings.coverage_weight)
-        self.blocks: dict[tuple[str, int], Chunk] = {
-            (c.source, c.block): c for c in index.chunks if c.kind in ("list", "table")
-        }
 
     @classmethod
     def load(
@@ -84,11 +81,11 @@ class Assistant:
         on_rebuild: Callable[[str], None] | None = None,
         show_progress: bool = False,
     ) -> "Assistant":
-        """Load the model and the index, rebuilding the index first if the corpus or settings changed."""
+        """Load the model and the store, bringing the index up to date first if the corpus or settings changed."""
         settings = settings or Settings()
         embedder = embedder or get_embedder(settings.model, device=settings.device)
-        index = open_index(settings, embedder, on_rebuild=on_rebuild, show_progress=show_progress)
-        return cls(settings=settings, index=index, embedder=embedder)
+        store = open_store(settings, embedder, on_rebuild=on_rebuild, show_progress=show_progress)
+        return cls(settings=settings, store=store, embedder=embedder)
 
     def _retrieve(self, query: str, own_words: str, vector: np.ndarray | None = None) -> tuple[list[Hit], bool]:
         """Hits for `query`, and whether they cover the question.
@@ -101,9 +98,8 @@ class Assistant:
         if not hits:
             return [], False
         best = max(h.dense for h in hits)
-        lexical = self.index.lexical
-        coverage = lexical.coverage(own_words)
-        return hits, self.policy.covers(best, coverage, coverage > 0 and lexical.names_known(query))
+        coverage = self.store.coverage(own_words)
+        return hits, self.policy.covers(best, coverage, coverage > 0 and self.store.names_known(query))
 
     def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
         """Answer `question` (with earlier turns in `history`) from the corpus alone.
@@ -121,10 +117,10 @@ class Assistant:
             joined_hits, joined_covered = self._retrieve(join_turns(previous, text), text)
             if joined_covered and self._related(vector, joined_hits[0]):
                 hits, covered = joined_hits, True
-        quotes = select_quotes(hits, top_k=self.settings.top_k, blocks=self.blocks) if covered else []
+        quotes = select_quotes(hits, top_k=self.settings.top_k, group=self.store.group) if covered else []
         return compose_answer(text, cite(quotes), notice=notice, lead_with_disclaimer=kind == "personal")
 
     def _related(self, vector: np.ndarray, hit: Hit) -> bool:
         """Whether a passage found with the help of an earlier turn still relates to the new question."""
-        passage = self.index.store.vectors(np.array([hit.chunk.id]))[0]
+        passage = self.store.vectors([hit.key])[0]
         return float(passage @ vector) >= self.settings.follow_up_floor

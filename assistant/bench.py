@@ -648,7 +648,7 @@ def measure_scale(
         release_memory()
         case["text_build_s"] = round(time.perf_counter() - started, 1)
         case["text_mb"] = round(rss_mb() - before, 1)
-        index = Index(manifest={}, chunks=chunks, store=None, lexical=lexical)  # the store is set per kind
+        index = Index(manifest={}, chunks=chunks, store=None, bm25=lexical)  # the store is set per kind
     case["kinds"] = {}
     exact_hits: list[list[int]] | None = None
     for kind in kinds:
@@ -813,7 +813,8 @@ class BenchSession:
     def run_latency(self) -> dict[str, Any]:
         bot = self._assistant()
         result = bench_latency(bot, self._questions(), self.floor_model.encode, rounds=self.options.rounds)
-        return {**result, "chunks": len(bot.index.chunks), "index_kind": bot.index.manifest.get("index_kind")}
+        stats = bot.store.stats()
+        return {**result, "chunks": stats["chunks"], "index_kind": stats.get("index_kind")}
 
     def run_cold(self) -> dict[str, Any]:
         self._assistant()  # the index must exist before the first cold process

@@ -35,6 +35,8 @@ examples:
   printf 'What is whitlockite?\\nHow bioavailable is it?\\n' | python -m assistant ask --json
   python -m assistant index --corpus my-docs/ --index my-index/
   python -m assistant eval
+  python -m assistant eval --backend faiss,milvus
+  ASSISTANT_BACKEND=milvus python -m assistant ask "Which foods contain magnesium?"
   python -m assistant eval --beir ../shared/eval/scifact --split test
   python -m assistant bench --only latency,cold,indexing
 
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--corpus", type=Path, metavar="DIR", help="folder of .txt/.md documents (default: corpus/)")
     common.add_argument("--index", type=Path, metavar="DIR", help="folder for the index (default: index/)")
+    common.add_argument("--backend", metavar="NAME", help="where chunks live: faiss (default) or milvus "
+                        "(ASSISTANT_MILVUS_URI, docs/scale-out.md); eval takes a list, e.g. faiss,milvus")
     common.add_argument("-q", "--quiet", action="store_true", help="print no progress or rebuild messages")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens on stderr")
 
@@ -74,8 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", help="the question; omit it to read questions from stdin")
     ask.add_argument("--json", action="store_true", help="print one JSON object per answer")
 
-    index = sub.add_parser("index", parents=[common], help="rebuild the index now (it also rebuilds itself when stale)")
-    index.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    index = sub.add_parser(
+        "index", parents=[common], help="rebuild the index now (it also rebuilds itself when stale)",
+        description="faiss: rebuild the index in --index now. milvus: bring the collection in line with the "
+        "corpus (index new and changed files, drop removed ones, finish an interrupted run); --force drops "
+        "the collection and rebuilds it.",
+    )
+    index.add_argument("--json", action="store_true", help="print what the store holds as JSON")
+    index.add_argument("--force", action="store_true", help="milvus: drop the collection and index everything again")
 
     evaluate = sub.add_parser(
         "eval", parents=[common], help="measure answer quality on a question set",
@@ -123,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace):
+def _settings(args: argparse.Namespace, backend: str | None = None):
+    from pydantic import ValidationError
+
     from assistant.settings import Settings
 
     overrides = {}
@@ -131,13 +143,20 @@ def _settings(args: argparse.Namespace):
         overrides["corpus_dir"] = args.corpus
     if args.index is not None:
         overrides["index_dir"] = args.index
-    return Settings(**overrides)
+    backend = backend or getattr(args, "backend", None)
+    if backend is not None:
+        overrides["backend"] = backend
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise CliError(f"invalid settings: {problems}", EXIT_BAD_INPUT) from exc
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, backend: str | None = None):
     from assistant import Assistant
 
-    settings = _settings(args)
+    settings = _settings(args, backend)
     if not settings.corpus_dir.is_dir():
         raise CliError(f"corpus folder {settings.corpus_dir} does not exist; pass --corpus DIR or set ASSISTANT_CORPUS_DIR")
     return Assistant.load(settings, on_rebuild=_reporter(args), show_progress=not args.quiet and sys.stderr.isatty())
@@ -208,19 +227,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from assistant.embedding import get_embedder
-    from assistant.index import open_index
+    from assistant.stores import open_store
 
     settings = _settings(args)
+    if not settings.corpus_dir.is_dir():
+        raise CliError(f"corpus folder {settings.corpus_dir} does not exist; pass --corpus DIR or set ASSISTANT_CORPUS_DIR")
     embedder = get_embedder(settings.model, device=settings.device)
-    index = open_index(
-        settings, embedder, force=True, on_rebuild=_reporter(args), show_progress=not args.quiet and sys.stderr.isatty()
+    store = open_store(
+        settings, embedder, force=settings.backend == "faiss" or args.force, on_rebuild=_reporter(args),
+        show_progress=not args.quiet and sys.stderr.isatty(),
     )
-    manifest = index.manifest
+    stats = store.stats()
     if args.json:
-        print(json.dumps(manifest, sort_keys=True, indent=2))
+        print(json.dumps({**getattr(store, "manifest", {}), **stats}, sort_keys=True, indent=2, default=str))
     else:
-        print(f"indexed {manifest['chunk_count']} chunks from {len(manifest['files'])} files into {settings.index_dir} "
-              f"({manifest['index_kind']} index, model {manifest['model']})")
+        where = stats.get("uri", settings.index_dir)
+        print(f"indexed {stats['chunks']} chunks from {stats['files']} files into {where} "
+              f"({stats['backend']}, {stats['index_kind']} index, model {stats['model']})")
     return EXIT_OK
 
 
@@ -262,21 +285,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if path is None or not path.exists():
         raise CliError(f"question set {path} not found; pass --questions FILE")
     items = load_questions(path)
-    bot = _load(args)
-    report = evaluate(lambda q, h: bot.ask(q, history=h), items, corpus_dir=bot.settings.corpus_dir)
-    below = report.below_bar()
+    backends = _names(args.backend) if args.backend else [None]
+    reports = {}
+    for backend in backends:
+        bot = _load(args, backend)
+        reports[bot.settings.backend] = evaluate(lambda q, h: bot.ask(q, history=h), items, corpus_dir=bot.settings.corpus_dir)
+        del bot  # a Milvus Lite file serves one client at a time
+    below = sorted({f"{name} ({b})" if len(reports) > 1 else name for b, r in reports.items() for name in r.below_bar()})
     if args.json:
-        print(json.dumps({"questions": str(path), **report.figures, "counts": report.counts, "below_bar": below}, sort_keys=True))
-    else:
-        print(f"question set: {path} ({len(items)} items: {report.counts['in_scope']} in scope, "
-              f"{report.counts['out_of_scope']} out of scope, {report.counts['follow_ups']} follow-ups)")
-        print(f"{'figure':<22}{'value':>8}{'bar':>8}  ok")
-        for name, bar in BARS.items():
-            value = report.figures[name]
-            print(f"{name:<22}{value:>8.3f}{bar:>8.2f}  {'yes' if name not in below else 'NO'}")
-        if args.show_failures:
+        rows = {b: {**r.figures, "counts": r.counts, "below_bar": r.below_bar()} for b, r in reports.items()}
+        print(json.dumps({"questions": str(path), **(rows if len(rows) > 1 else next(iter(rows.values())))}, sort_keys=True))
+        return EXIT_FAILED if below else EXIT_OK
+    counts = next(iter(reports.values())).counts
+    print(f"question set: {path} ({len(items)} items: {counts['in_scope']} in scope, "
+          f"{counts['out_of_scope']} out of scope, {counts['follow_ups']} follow-ups)")
+    print(f"{'figure':<22}" + "".join(f"{b:>8}" for b in reports) + f"{'bar':>8}  ok")
+    for name, bar in BARS.items():
+        values = [r.figures[name] for r in reports.values()]
+        ok = all(name not in r.below_bar() for r in reports.values())
+        print(f"{name:<22}" + "".join(f"{v:>8.3f}" for v in values) + f"{bar:>8.2f}  {'yes' if ok else 'NO'}")
+    if args.show_failures:
+        for backend, report in reports.items():
             for f in report.failures:
-                print(f"  miss: {f}")
+                print(f"  miss ({backend}): {f}")
     return EXIT_FAILED if below else EXIT_OK
 
 

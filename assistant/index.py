@@ -26,7 +26,8 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from functools import lru_cache
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from assistant.lexical import LexicalIndex
 from assistant.models import Chunk, Document
 from assistant.settings import Settings
 from assistant.stores import VectorStore, load_store, make_store
+from assistant.stores.base import ChunkStore, Record
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +52,106 @@ class IndexInvalid(Exception):
     """The index on disk cannot be used as it is; the message says why (stale, damaged, foreign)."""
 
 
-@dataclass
-class Index:
-    """A loaded index: the chunks, their vectors and their BM25 statistics, row-aligned by chunk id."""
+@dataclass(eq=False)
+class Index(ChunkStore):
+    """A loaded FAISS index: chunks, vectors and BM25 statistics, row-aligned; keys are row ids.
+
+    Adding or deleting a file works in memory, reusing the stored vectors of the other files;
+    `save_index` persists the result. `open_index` rebuilds the whole index when the corpus
+    changes, which for a corpus that fits one machine takes seconds.
+    """
 
     manifest: dict[str, Any]
     chunks: list[Chunk]
     store: VectorStore
-    lexical: LexicalIndex
+    bm25: LexicalIndex
+
+    backend = "faiss"
+
+    def __post_init__(self) -> None:
+        # `lexical` and `lexical_scores` of one question use the same score array.
+        self._bm25_scores = lru_cache(maxsize=4)(self.bm25.scores)
+        self._groups: dict[tuple[str, int], Chunk] | None = None
+
+    def count(self) -> int:
+        return len(self.chunks)
+
+    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        scores, ids = self.store.search(vector[None, :], k)
+        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
+        from assistant.lexical import top_positive
+
+        scores, ids = top_positive(self._bm25_scores(query), k)
+        return [(int(i), float(s)) for s, i in zip(scores, ids)]
+
+    def lexical_scores(self, query: str, keys: Sequence[int]) -> np.ndarray:
+        return self._bm25_scores(query)[np.asarray(keys, dtype=np.int64)]
+
+    def vectors(self, keys: Sequence[int]) -> np.ndarray:
+        return self.store.vectors(np.asarray(keys, dtype=np.int64))
+
+    def records(self, keys: Sequence[int]) -> dict[int, Record]:
+        out = {}
+        for key in keys:
+            chunk = self.chunks[key]
+            before = self.chunks[key - 1] if key > 0 else None
+            same = before is not None and before.source == chunk.source and before.section == chunk.section
+            out[key] = Record(key, chunk, key - 1 if same else None)
+        return out
+
+    def group(self, chunk: Chunk) -> Chunk | None:
+        if self._groups is None:
+            self._groups = {(c.source, c.block): c for c in self.chunks if c.kind in ("list", "table")}
+        return self._groups.get((chunk.source, chunk.block))
+
+    def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
+        return self.bm25.document_frequencies(tokens) if self.chunks else {t: 0 for t in tokens}
+
+    def sources(self) -> dict[str, str]:
+        return dict(self.manifest.get("files", {}))
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "chunks": self.count(),
+            "files": len(self.sources()),
+            "model": self.manifest.get("model"),
+            "dimension": self.manifest.get("dimension"),
+            "index_kind": self.manifest.get("index_kind"),
+        }
+
+    def add(self, source: str, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if any(c.source != source for c in chunks):
+            raise ValueError(f"add takes the chunks of {source!r} only")
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        self.delete_source(source)
+        kept = self.store.vectors(np.arange(self.count()))
+        self._rebuild(self.chunks + list(chunks), np.concatenate([kept, np.asarray(vectors, dtype=np.float32)]))
+        self.manifest.setdefault("files", {})[source] = sha256
+
+    def delete_source(self, source: str) -> int:
+        keep = [i for i, c in enumerate(self.chunks) if c.source != source]
+        removed = self.count() - len(keep)
+        self.manifest.get("files", {}).pop(source, None)
+        if removed:
+            vectors = self.store.vectors(np.asarray(keep, dtype=np.int64))
+            self._rebuild([self.chunks[i] for i in keep], vectors)
+        return removed
+
+    def _rebuild(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Re-number `chunks` in corpus order (by source, then document order) and re-index them."""
+        order = sorted(range(len(chunks)), key=lambda i: (chunks[i].source, chunks[i].id))
+        self.chunks = [chunks[i].model_copy(update={"id": n}) for n, i in enumerate(order)]
+        dimension = int(self.manifest.get("dimension") or vectors.shape[1])
+        self.store = make_store(self.backend, dimension=dimension, kind=self.manifest.get("index_kind", "flat"))
+        if self.chunks:
+            self.store.add(np.asarray(vectors, dtype=np.float32)[order])
+        self.bm25 = LexicalIndex.build([c.embedding_text() for c in self.chunks] or [""])
+        self.manifest["chunk_count"] = len(self.chunks)
+        self.__post_init__()
 
 
 def resolve_index_kind(settings: Settings, n_chunks: int) -> str:
@@ -104,7 +198,7 @@ def build_index(docs: list[Document], embedder: Embedder, settings: Settings, *,
         }
     )
     logger.info("indexed %d chunks from %d files", len(chunks), len(docs))
-    return Index(manifest=manifest, chunks=chunks, store=store, lexical=lexical)
+    return Index(manifest=manifest, chunks=chunks, store=store, bm25=lexical)
 
 
 def _library_versions() -> dict[str, str]:
@@ -143,7 +237,7 @@ def save_index(index: Index, index_dir: Path) -> None:
     _write_json(tmp / CHUNKS, [c.model_dump() for c in index.chunks])
     index.store.save(str(tmp))
     (tmp / "bm25").mkdir()
-    index.lexical.save(str(tmp / "bm25"))
+    index.bm25.save(str(tmp / "bm25"))
     manifest = {**index.manifest, "data": name, "checksums": _checksums(tmp)}
     os.replace(tmp, index_dir / name)
     _write_json(index_dir / f".{MANIFEST}.tmp", manifest)
@@ -202,7 +296,7 @@ def load_index(index_dir: Path, expected: dict[str, Any] | None = None) -> Index
         raise IndexInvalid(f"index files in {data} cannot be read ({type(exc).__name__}: {exc})") from exc
     if not (store.count() == len(chunks) == manifest.get("chunk_count")) or (chunks and lexical.count() != len(chunks)):
         raise IndexInvalid(f"index files in {data} disagree on the number of chunks")
-    return Index(manifest=manifest, chunks=chunks, store=store, lexical=lexical)
+    return Index(manifest=manifest, chunks=chunks, store=store, bm25=lexical)
 
 
 @contextmanager

@@ -73,6 +73,41 @@ def named_terms(text: str) -> list[str]:
     ]
 
 
+def idf(df: int, n: int) -> float:
+    """BM25's idf (Lucene's, always positive) of a token found in `df` of `n` chunks."""
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+def coverage(tokens: Sequence[str], df: dict[str, int], n: int) -> float:
+    """IDF-weighted share of the query's content words that the corpus uses (0..1).
+
+    A word the corpus never uses weighs as much as its rarest word, so "sources of iron"
+    against an article without iron scores low even though "sources" matches.
+    Returns 0 when the query has no content words.
+
+    >>> round(coverage(["magnesium", "iron"], {"magnesium": 5, "iron": 0}, 100), 2)
+    0.35
+    """
+    if not tokens:
+        return 0.0
+    weights = [idf(df.get(t, 0), n) for t in tokens]
+    known = sum(w for t, w in zip(tokens, weights) if df.get(t, 0) > 0)
+    return known / sum(weights)
+
+
+def top_positive(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` highest positive scores and their positions, best first, ties by position.
+
+    >>> top_positive(np.array([0.0, 2.0, 1.0, 2.0]), 2)[1].tolist()
+    [1, 3]
+    """
+    positive = np.flatnonzero(scores > 0)
+    if positive.size > k:
+        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
+    order = positive[np.lexsort((positive, -scores[positive]))]
+    return scores[order], order
+
+
 def _bm25s():
     """Import bm25s, undoing the DEBUG level it gives its own logger at import time."""
     import bm25s
@@ -109,27 +144,27 @@ class LexicalIndex:
             return np.zeros(self.count(), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
 
+    def top(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the `k` highest positive scores for `query`, best first, ties by id."""
+        return top_positive(self.scores(query), k)
+
+    def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
+        """How many chunks contain each stemmed token (0 for tokens the corpus never uses)."""
+        indptr = self._bm25.scores["indptr"]
+        out = {}
+        for token in tokens:
+            tid = self.vocab.get(token)
+            out[token] = 0 if tid is None else int(indptr[tid + 1] - indptr[tid])
+        return out
+
     def idf(self, token: str) -> float:
         """BM25's idf of a stemmed token; a token the corpus never uses gets the highest possible."""
-        n = self.count()
-        tid = self.vocab.get(token)
-        indptr = self._bm25.scores["indptr"]
-        df = 0 if tid is None else int(indptr[tid + 1] - indptr[tid])
-        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        return idf(self.document_frequencies([token])[token], self.count())
 
     def coverage(self, query: str) -> float:
-        """IDF-weighted share of the query's content words that the corpus uses (0..1).
-
-        A word the corpus never uses weighs as much as its rarest word, so "sources of iron"
-        against an article without iron scores low even though "sources" matches.
-        Returns 0 when the query has no content words.
-        """
+        """`coverage` of the query's tokens against this index."""
         tokens = tokenize(query)
-        if not tokens:
-            return 0.0
-        weights = [self.idf(t) for t in tokens]
-        known = sum(w for t, w in zip(tokens, weights) if t in self.vocab)
-        return known / sum(weights)
+        return coverage(tokens, self.document_frequencies(tokens), self.count())
 
     def names_known(self, query: str) -> bool:
         """True when the query names something (see `named_terms`) and the corpus uses every such name."""

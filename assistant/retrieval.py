@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates, fused.
+"""Hybrid retrieval: dense and lexical (BM25) candidates from a `ChunkStore`, fused.
 
 Two fusions are offered, because they suit different corpora:
 
@@ -19,18 +19,19 @@ from typing import Sequence
 import numpy as np
 
 from assistant.embedding import Embedder
-from assistant.index import Index
 from assistant.models import Chunk
+from assistant.stores.base import ChunkStore, Key
 
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved chunk with its fused score and the two scores it came from."""
+    """A retrieved chunk with its fused score, the two scores it came from, and its store key."""
 
     chunk: Chunk
     score: float
     dense: float
     lexical: float
+    key: Key | None = None
 
 
 def fuse_ranks(
@@ -63,17 +64,84 @@ def fuse_scores(dense: np.ndarray, lexical: np.ndarray, *, alpha: float) -> np.n
     return alpha * dense + (1.0 - alpha) * scaled
 
 
+def hybrid_search(
+    store: ChunkStore,
+    query: str,
+    vector: np.ndarray,
+    k: int,
+    *,
+    fusion: str = "convex",
+    alpha: float = 0.8,
+    rrf_k: int = 60,
+    neighbour_weight: float = 0.0,
+) -> list[Hit]:
+    """The `k` best chunks of `store` for `query` (embedded as `vector`), best first.
+
+    Each retriever proposes `k` candidates; every candidate then gets both of its scores
+    exactly (the cosine of a lexical-only candidate, the BM25 of a dense-only one), so the
+    fused ranking does not depend on which retriever found a chunk. Ties break on document
+    order, which makes results the same whichever backend holds the chunks.
+    """
+    if fusion not in ("convex", "rrf"):
+        raise ValueError(f"fusion must be 'convex' or 'rrf', got {fusion!r}")
+    if k <= 0:
+        raise ValueError(f"k must be > 0, got {k}")
+    if not store.count():
+        return []
+    dense_pairs = store.dense(vector, k)
+    lexical_pairs = store.lexical(query, k)
+    records = store.records(list(dict.fromkeys([key for key, _ in dense_pairs + lexical_pairs])))
+    keys = sorted(records, key=lambda key: (records[key].chunk.source, records[key].chunk.id))
+    if not keys:
+        return []
+    position = {key: j for j, key in enumerate(keys)}
+    dense_by_key = {key: score for key, score in dense_pairs}
+    missing = [key for key in keys if key not in dense_by_key]
+    if missing:  # lexical-only candidates: score them exactly rather than guess
+        dense_by_key.update(zip(missing, (store.vectors(missing) @ vector).tolist()))
+    dense_c = np.array([dense_by_key[key] for key in keys], dtype=np.float32)
+    lexical_c = np.asarray(store.lexical_scores(query, keys), dtype=np.float32)
+    if fusion == "convex":
+        fused = fuse_scores(dense_c, lexical_c, alpha=alpha)
+        ranked = [(int(j), float(fused[j])) for j in np.lexsort((np.arange(len(keys)), -fused))]
+    else:
+        rankings = [[position[key] for key, _ in pairs if key in position] for pairs in (dense_pairs, lexical_pairs)]
+        ranked = fuse_ranks(rankings, k=rrf_k)
+    if neighbour_weight:
+        ranked = _with_neighbours(ranked, [records[key].previous for key in keys], position, neighbour_weight)
+    return [Hit(records[keys[j]].chunk, score, float(dense_c[j]), float(lexical_c[j]), keys[j]) for j, score in ranked[:k]]
+
+
+def _with_neighbours(
+    ranked: list[tuple[int, float]], previous: list[Key | None], position: dict[Key, int], weight: float
+) -> list[tuple[int, float]]:
+    """Add `weight` × the score of the chunk just before, within the same section.
+
+    A passage that opens a topic ("other nutrients play a role…", "here are some sources:")
+    is continued by what follows it; letting the follower inherit part of the opener's
+    relevance ranks the sentence or list that carries the answer next to its introduction.
+    """
+    score = dict(ranked)
+    rescored = []
+    for j, value in ranked:
+        before = position.get(previous[j]) if previous[j] is not None else None
+        if before is not None:
+            value += weight * score.get(before, 0.0)
+        rescored.append((j, value))
+    return sorted(rescored, key=lambda item: (-item[1], item[0]))
+
+
 class Retriever:
-    """Dense + BM25 search over one `Index`.
+    """Embeds questions and searches one `ChunkStore` with the configured fusion.
 
     Example:
-        >>> retriever = Retriever(index, embedder)  # doctest: +SKIP
+        >>> retriever = Retriever(store, embedder)  # doctest: +SKIP
         >>> [h.chunk.text for h in retriever.search("foods with magnesium", k=3)]  # doctest: +SKIP
     """
 
     def __init__(
         self,
-        index: Index,
+        store: ChunkStore,
         embedder: Embedder,
         *,
         fusion: str = "convex",
@@ -83,7 +151,7 @@ class Retriever:
     ) -> None:
         if fusion not in ("convex", "rrf"):
             raise ValueError(f"fusion must be 'convex' or 'rrf', got {fusion!r}")
-        self.index = index
+        self.store = store
         self.embedder = embedder
         self.fusion = fusion
         self.alpha = alpha
@@ -93,68 +161,11 @@ class Retriever:
     def encode(self, query: str) -> np.ndarray:
         return self.embedder.encode([query])[0]
 
-    def dense(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        scores, ids = self.index.store.search(vector[None, :], k)
-        keep = ids[0] >= 0
-        return scores[0][keep], ids[0][keep]
-
     def search(self, query: str, *, k: int = 30, vector: np.ndarray | None = None) -> list[Hit]:
-        """The `k` best chunks for `query`, best first (ties by chunk id)."""
+        """The `k` best chunks for `query`, best first (ties in document order)."""
         if k <= 0:
             raise ValueError(f"k must be > 0, got {k}")
-        if not self.index.chunks:
-            return []
         vector = self.encode(query) if vector is None else vector
-        dense_scores, dense_ids = self.dense(vector, k)
-        lexical_all = self.index.lexical.scores(query)
-        lex_scores, lex_ids = _top(lexical_all, k)
-        candidates = np.union1d(dense_ids, lex_ids).astype(np.int64)
-        dense_by_id = dict(zip(dense_ids.tolist(), dense_scores.tolist()))
-        missing = [int(i) for i in candidates if int(i) not in dense_by_id]
-        if missing:  # lexical-only candidates: score them exactly rather than guess
-            vectors = self.index.store.vectors(np.asarray(missing))
-            dense_by_id.update(zip(missing, (vectors @ vector).tolist()))
-        dense_c = np.array([dense_by_id[int(i)] for i in candidates], dtype=np.float32)
-        lexical_c = lexical_all[candidates]
-        if self.fusion == "convex":
-            fused = fuse_scores(dense_c, lexical_c, alpha=self.alpha)
-            order = np.lexsort((candidates, -fused))
-            ranked = [(int(candidates[i]), float(fused[i])) for i in order]
-        else:
-            position = {int(c): j for j, c in enumerate(candidates)}
-            fused_pairs = fuse_ranks([dense_ids.tolist(), lex_ids.tolist()], k=self.rrf_k)
-            ranked = [(doc, score) for doc, score in fused_pairs if doc in position]
-        if self.neighbour_weight:
-            ranked = self._with_neighbours(ranked)
-        hits = []
-        for doc, score in ranked[:k]:
-            j = int(np.searchsorted(candidates, doc))
-            hits.append(Hit(self.index.chunks[doc], score, float(dense_c[j]), float(lexical_c[j])))
-        return hits
-
-    def _with_neighbours(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """Add `neighbour_weight` × the score of the chunk just before, within the same section.
-
-        A passage that opens a topic ("other nutrients play a role…", "here are some sources:")
-        is continued by what follows it; letting the follower inherit part of the opener's
-        relevance ranks the sentence or list that carries the answer next to its introduction.
-        """
-        chunks = self.index.chunks
-        score = dict(ranked)
-        rescored = []
-        for doc, value in ranked:
-            chunk = chunks[doc]
-            before = chunks[doc - 1] if doc > 0 else None
-            if before is not None and before.source == chunk.source and before.section == chunk.section:
-                value += self.neighbour_weight * score.get(doc - 1, 0.0)
-            rescored.append((doc, value))
-        return sorted(rescored, key=lambda item: (-item[1], item[0]))
-
-
-def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `k` highest positive scores and their ids, best first, ties by id."""
-    positive = np.flatnonzero(scores > 0)
-    if positive.size > k:
-        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
-    order = positive[np.lexsort((positive, -scores[positive]))]
-    return scores[order], order
+        return self.store.hybrid(
+            query, vector, k, fusion=self.fusion, alpha=self.alpha, rrf_k=self.rrf_k, neighbour_weight=self.neighbour_weight
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,9 @@ class Settings(BaseSettings):
         description="Sentence-transformers model: a local path, or the bundled all-MiniLM-L6-v2.",
     )
     device: str = "cpu"
-    backend: Literal["faiss"] = "faiss"
+    backend: Literal["faiss", "milvus"] = Field(
+        default="faiss", description="Where chunks live: FAISS files in `index_dir`, or a Milvus collection (docs/scale-out.md)."
+    )
     faiss_index: Literal["auto", "flat", "hnsw"] = Field(
         default="auto", description="Exact search below `hnsw_threshold` chunks, HNSW above it, unless forced."
     )
@@ -40,6 +42,24 @@ class Settings(BaseSettings):
         default=20_000,
         gt=0,
         description="Chunks from which 'auto' uses HNSW: exact search costs ~0.05 ms per 1k chunks (docs/benchmarks.md).",
+    )
+
+    # Milvus backend (`backend="milvus"`, extra `.[milvus]`).
+    milvus_uri: str = Field(
+        default="",
+        description="A Milvus Lite file (`path/to/file.db`) or a server (`http://host:19530`); empty: `index_dir/milvus.db`.",
+    )
+    milvus_token: SecretStr | None = Field(default=None, description="`user:password` or an API key, for a server.")
+    milvus_collection: str = Field(default="assistant_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+    milvus_batch_size: int = Field(default=256, gt=0, description="Chunks embedded and upserted per request.")
+    milvus_index_type: Literal["HNSW", "FLAT", "AUTOINDEX"] = "HNSW"
+    milvus_hnsw_m: int = Field(default=32, gt=0)
+    milvus_ef_construction: int = Field(default=80, gt=0)
+    milvus_ef_search: int = Field(default=128, gt=0)
+    sync_on_load: bool = Field(
+        default=True,
+        description="Milvus: bring the collection in line with `corpus_dir` when the assistant loads. "
+        "Turn off on serving machines that do not hold the corpus.",
     )
 
     # Chunking: these are recorded in the manifest, so changing one triggers a rebuild.

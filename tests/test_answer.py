@@ -23,17 +23,17 @@ def test_quotes_never_overlap_and_weak_hits_are_dropped():
         Hit(chunk(2, 30, 40), 0.8, 0.7, 1.0),
         Hit(chunk(3, 50, 60), 0.7, 0.1, 1.0),  # far below the best cosine
     ]
-    chosen = select_quotes(hits, top_k=3, blocks={})
+    chosen = select_quotes(hits, top_k=3, group=lambda chunk: None)
     assert [h.chunk.id for h in chosen] == [0, 2]
 
 
 def test_rows_of_one_table_close_together_are_quoted_as_the_table():
     table = chunk(9, 0, 100, kind="table", block=4)
     rows = [Hit(chunk(i, i * 20, i * 20 + 10, kind="table_row", block=4), 1 - i / 10, 0.7 - i / 100, 1) for i in range(1, 4)]
-    chosen = select_quotes(rows, top_k=3, blocks={("a.txt", 4): table})
+    chosen = select_quotes(rows, top_k=3, group=lambda c: table if c.block == 4 else None)
     assert [h.chunk.id for h in chosen] == [9]
     spread = [Hit(chunk(i, i * 20, i * 20 + 10, kind="table_row", block=4), 1 - i / 10, 0.7 - i / 10, 1) for i in range(1, 4)]
-    assert [h.chunk.id for h in select_quotes(spread, top_k=3, blocks={("a.txt", 4): table})][0] == 1
+    assert [h.chunk.id for h in select_quotes(spread, top_k=3, group=lambda c: table if c.block == 4 else None)][0] == 1
 
 
 def test_compose_answer_marks_quotes_and_refuses_without_them():

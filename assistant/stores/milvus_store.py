@@ -1,0 +1,570 @@
+"""The chunk store on Milvus: a Milvus Lite file, a standalone server or a cluster, one client.
+
+Two collections, named from `Settings.milvus_collection`:
+
+* `<name>`: one row per chunk. Primary key `id` = sha256 of (source, start, end, sha256 of the
+  text), so a chunk keeps its key across re-indexing and a row can be checked against its
+  content. Fields: the chunk (source, seq = position in its document, section, kind, start,
+  end, block, text, context), `prev` (key of the chunk before it in the same section),
+  `file_sha` (the file version it came from), `vector` (dense, inner product, HNSW),
+  `tokens` (the project's normalised tokens, `assistant.lexical.tokenize`, space-separated)
+  and `sparse`, filled by Milvus's BM25 function from `tokens` (SPARSE_INVERTED_INDEX). BM25
+  therefore sees the very tokens bm25s sees in the FAISS backend, and `TEXT_MATCH` on
+  `tokens` counts document frequencies for the scope policy.
+* `<name>_files`: one row per indexed file (source, sha256, chunk count), written only after
+  all of the file's chunks are in: it is what makes indexing resumable.
+
+What the FAISS manifest records (model, dimension, chunking settings, tokenizer, format) is
+stored as JSON in the chunk collection's property `assistant.manifest`, fixed when the collection is created;
+a collection made with other values is refused, never mixed into.
+
+Indexing (`sync`) streams: files are read one at a time, chunks are embedded and upserted in
+batches of `Settings.milvus_batch_size`, and a file's record is written once its chunks are.
+A re-run after a kill skips the files recorded and, inside a file, the chunks already stored
+for its current version, so it embeds only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from assistant.chunking import chunk_document
+from assistant.corpus import list_corpus_files, read_document, sha256_hex
+from assistant.embedding import Embedder
+from assistant.lexical import tokenize
+from assistant.models import Chunk, Document
+from assistant.settings import Settings
+from assistant.stores.base import ChunkStore, Record
+
+try:
+    from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("the milvus backend needs pymilvus and milvus-lite: pip install -e '.[milvus]'") from exc
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+TOKENIZER = "assistant.lexical.tokenize/snowball-english/v1"
+MAX_VARCHAR = 65_535  # bytes: Milvus's longest VARCHAR
+CHUNK_FIELDS = ["id", "source", "seq", "section", "kind", "start", "end", "block", "text", "context", "prev"]
+_FILES_SUFFIX = "_files"
+MANIFEST_PROPERTY = "assistant.manifest"
+QUERY_ITERATOR_LOGGER = "pymilvus.client.iterator.query_iterator"
+
+
+class MilvusStoreError(RuntimeError):
+    """The collection cannot be used as it is (foreign, another model, unreachable); the message says what to do."""
+
+
+def chunk_key(chunk: Chunk) -> str:
+    """The stable key of a chunk: sha256 of its source, offsets and text hash."""
+    return sha256_hex(f"{chunk.source}\x00{chunk.start}\x00{chunk.end}\x00{sha256_hex(chunk.text)}")
+
+
+def collection_manifest(settings: Settings, *, model: str, dimension: int) -> dict[str, Any]:
+    """What a collection must have been made with to be used with these settings and this model."""
+    return {
+        "assistant_format": FORMAT_VERSION,
+        "model": model,
+        "dimension": dimension,
+        "chunking": {"max_chunk_chars": settings.max_chunk_chars, "max_heading_words": settings.max_heading_words},
+        "tokenizer": TOKENIZER,
+    }
+
+
+def resolve_uri(settings: Settings) -> str:
+    """`Settings.milvus_uri`, or a Milvus Lite file in the index folder when it is not set."""
+    uri = settings.milvus_uri or str(settings.index_dir / "milvus.db")
+    if "://" not in uri:
+        Path(uri).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        uri = str(Path(uri).expanduser().resolve())
+    return uri
+
+
+def _quiet_lite() -> None:
+    """Milvus Lite lacks the AllocTimestamp call that pymilvus's query iterator tries first; the
+    iterator falls back to a client-side timestamp, but the in-process gRPC server logs a
+    traceback and pymilvus a warning each time. Both are noise for this known fallback."""
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+    logging.getLogger(QUERY_ITERATOR_LOGGER).setLevel(logging.ERROR)
+
+
+def connect(settings: Settings) -> MilvusClient:
+    uri = resolve_uri(settings)
+    if "://" not in uri:
+        _quiet_lite()
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+    try:
+        return MilvusClient(uri=uri, token=token)
+    except MilvusException as exc:
+        if "://" not in uri:
+            raise MilvusStoreError(
+                f"cannot open the Milvus Lite file {uri}: {exc.message}. Milvus Lite serves one process at a "
+                "time; stop the other process using it, or run a Milvus server (docs/scale-out.md)"
+            ) from exc
+        raise MilvusStoreError(f"cannot reach Milvus at {uri}: {exc.message}") from exc
+
+
+def _filter_literal(value: str | list[str]) -> str:
+    """A Milvus filter literal for a string or a list of strings: JSON, which Milvus's parser reads.
+
+    (Milvus Lite does not take `filter_params` templates, so values are written into the
+    expression; JSON escaping keeps quotes and backslashes in paths from breaking out.)
+    """
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _eq(field: str, value: str) -> str:
+    return f"{field} == {_filter_literal(value)}"
+
+
+def _fit(text: str, limit: int = MAX_VARCHAR) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes (for fields that are never quoted)."""
+    data = text.encode("utf-8")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", errors="ignore")
+
+
+class MilvusChunkStore(ChunkStore):
+    """A `ChunkStore` on one Milvus collection (see the module docstring); keys are chunk keys (hex).
+
+    Example:
+        >>> store = MilvusChunkStore.open(Settings(backend="milvus"), embedder)  # doctest: +SKIP
+        >>> store.sync(load_corpus(...), embedder)  # doctest: +SKIP
+    """
+
+    backend = "milvus"
+
+    def __init__(self, client: MilvusClient, name: str, manifest: dict[str, Any], settings: Settings) -> None:
+        self.client = client
+        self.name = name
+        self.files_name = name + _FILES_SUFFIX
+        self.manifest = manifest
+        self.settings = settings
+        self._df_cache: dict[str, int] = {}
+        self._count: int | None = None
+        self._lock = threading.Lock()
+
+    # Opening and creating.
+    @classmethod
+    def open(cls, settings: Settings, *, model: str, dimension: int, force: bool = False,
+             on_rebuild: Callable[[str], None] | None = None) -> "MilvusChunkStore":
+        """The collection for these settings: created if absent, refused if made for something else.
+
+        `force` drops the collection first (a full re-index). A collection with this
+        assistant's manifest but a missing part (its files collection, a field) is damaged:
+        it is dropped and rebuilt, and `on_rebuild` is told why.
+        """
+        client = connect(settings)
+        name = settings.milvus_collection
+        want = collection_manifest(settings, model=model, dimension=dimension)
+        exists = client.has_collection(name)
+        if exists and force:
+            _notify(on_rebuild, f"dropping Milvus collection {name!r}: a rebuild was asked for")
+            cls._drop(client, name)
+            exists = False
+        if exists:
+            have = cls._read_manifest(client, name)
+            if have is None:
+                raise MilvusStoreError(
+                    f"Milvus collection {name!r} was not made by this assistant; refusing to write into it. "
+                    "Set ASSISTANT_MILVUS_COLLECTION to another name"
+                )
+            diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+            if diff:
+                what = ", ".join(f"{k}={a!r} (settings ask for {b!r})" for k, (a, b) in diff.items())
+                raise MilvusStoreError(
+                    f"Milvus collection {name!r} was built with {what}; refusing to mix them. "
+                    "Set ASSISTANT_MILVUS_COLLECTION to another name, or rebuild it with "
+                    "`python -m assistant index --force`"
+                )
+            problem = cls._damage(client, name, dimension)
+            if problem:
+                _notify(on_rebuild, f"rebuilding Milvus collection {name!r}: {problem}")
+                cls._drop(client, name)
+                exists = False
+        if not exists:
+            cls._create(client, name, want, dimension, settings)
+        client.load_collection(name)
+        client.load_collection(name + _FILES_SUFFIX)
+        return cls(client, name, want, settings)
+
+    @staticmethod
+    def _read_manifest(client: MilvusClient, name: str) -> dict[str, Any] | None:
+        try:
+            manifest = json.loads(client.describe_collection(name).get("properties", {}).get(MANIFEST_PROPERTY) or "")
+        except ValueError:
+            return None
+        return manifest if isinstance(manifest, dict) and "assistant_format" in manifest else None
+
+    @staticmethod
+    def _damage(client: MilvusClient, name: str, dimension: int) -> str | None:
+        """What is missing from a collection of ours, or None when it is whole."""
+        if not client.has_collection(name + _FILES_SUFFIX):
+            return f"its file list {name + _FILES_SUFFIX!r} is missing"
+        fields = {f["name"]: f for f in client.describe_collection(name)["fields"]}
+        missing = sorted(set(CHUNK_FIELDS + ["vector", "sparse", "tokens", "file_sha"]) - set(fields))
+        if missing:
+            return f"fields {missing} are missing"
+        if fields["vector"].get("params", {}).get("dim") not in (dimension, str(dimension)):
+            return "its vector field has another dimension"
+        return None
+
+    @staticmethod
+    def _drop(client: MilvusClient, name: str) -> None:
+        for collection in (name, name + _FILES_SUFFIX):
+            if client.has_collection(collection):
+                client.drop_collection(collection)
+
+    @staticmethod
+    def _create(client: MilvusClient, name: str, manifest: dict[str, Any], dimension: int, settings: Settings) -> None:
+        schema = client.create_schema(auto_id=False, description="chunks indexed by the assistant")
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("source", DataType.VARCHAR, max_length=4096)
+        schema.add_field("seq", DataType.INT64)
+        schema.add_field("section", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("kind", DataType.VARCHAR, max_length=16)
+        schema.add_field("start", DataType.INT64)
+        schema.add_field("end", DataType.INT64)
+        schema.add_field("block", DataType.INT64)
+        schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("context", DataType.VARCHAR, max_length=MAX_VARCHAR)
+        schema.add_field("prev", DataType.VARCHAR, max_length=64)
+        schema.add_field("file_sha", DataType.VARCHAR, max_length=64)
+        schema.add_field(
+            "tokens", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, enable_match=True,
+            analyzer_params={"tokenizer": "standard"},  # the text is already normalised, space-separated tokens
+        )
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        schema.add_function(Function(
+            name="bm25", function_type=FunctionType.BM25, input_field_names=["tokens"], output_field_names=["sparse"],
+            params={"bm25_k1": 1.2, "bm25_b": 0.75},
+        ))
+        index = client.prepare_index_params()
+        index.add_index(
+            "vector", index_type=settings.milvus_index_type, metric_type="IP",
+            params={"M": settings.milvus_hnsw_m, "efConstruction": settings.milvus_ef_construction}
+            if settings.milvus_index_type == "HNSW" else {},
+        )
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        index.add_index("source", index_type="INVERTED")
+        client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong",
+                                 properties={MANIFEST_PROPERTY: json.dumps(manifest, sort_keys=True)})
+
+        files = client.create_schema(auto_id=False, description="files indexed into " + name)
+        files.add_field("source", DataType.VARCHAR, is_primary=True, max_length=4096)
+        files.add_field("sha256", DataType.VARCHAR, max_length=64)
+        files.add_field("chunks", DataType.INT64)
+        files.add_field("indexed_at", DataType.VARCHAR, max_length=32)
+        files.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one vector field
+        files_index = client.prepare_index_params()
+        files_index.add_index("dummy", index_type="FLAT", metric_type="L2")
+        client.create_collection(name + _FILES_SUFFIX, schema=files, index_params=files_index, consistency_level="Strong")
+
+    # Reading.
+    def count(self) -> int:
+        if self._count is None:
+            self._count = self._count_where("")
+        return self._count
+
+    def _count_where(self, expr: str) -> int:
+        rows = self.client.query(self.name, filter=expr, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def dense(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        result = self.client.search(
+            self.name, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="vector", limit=k,
+            output_fields=[], search_params={"metric_type": "IP", "params": {"ef": max(self.settings.milvus_ef_search, k)}},
+        )
+        return [(hit["id"], float(hit["distance"])) for hit in result[0]]
+
+    def _bm25(self, query: str, k: int, expr: str = "") -> list[tuple[str, float]]:
+        tokens = tokenize(query)
+        if not tokens or k <= 0:
+            return []
+        result = self.client.search(
+            self.name, data=[" ".join(tokens)], anns_field="sparse", limit=k, filter=expr,
+            output_fields=[], search_params={"metric_type": "BM25"},
+        )
+        # Milvus Lite reports BM25 as a negated distance, a server as a score: either way |d| is the score.
+        pairs = [(hit["id"], abs(float(hit["distance"]))) for hit in result[0]]
+        return [(key, score) for key, score in pairs if score > 0]
+
+    def lexical(self, query: str, k: int) -> list[tuple[str, float]]:
+        return self._bm25(query, k)
+
+    def lexical_scores(self, query: str, keys: Sequence[str]) -> np.ndarray:
+        if not keys:
+            return np.zeros(0, dtype=np.float32)
+        found = dict(self._bm25(query, len(keys), f"id in {_filter_literal(list(keys))}"))
+        return np.array([found.get(key, 0.0) for key in keys], dtype=np.float32)
+
+    def vectors(self, keys: Sequence[str]) -> np.ndarray:
+        keys = list(keys)
+        rows = {r["id"]: r["vector"] for r in self.client.query(self.name, ids=keys, output_fields=["vector"])} if keys else {}
+        dimension = int(self.manifest["dimension"])
+        return np.array([rows.get(k, [0.0] * dimension) for k in keys], dtype=np.float32).reshape(len(keys), dimension)
+
+    def records(self, keys: Sequence[str]) -> dict[str, Record]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        out = {}
+        for row in self.client.query(self.name, ids=keys, output_fields=CHUNK_FIELDS):
+            chunk = _chunk(row)
+            if chunk_key(chunk) != row["id"]:  # the row's content no longer matches its key: never quote it
+                logger.warning("Milvus row %s of %s does not match its key; skipped", row["id"], chunk.source)
+                continue
+            out[row["id"]] = Record(row["id"], chunk, row["prev"] or None)
+        return out
+
+    def group(self, chunk: Chunk) -> Chunk | None:
+        rows = self.client.query(
+            self.name, filter=f'{_eq("source", chunk.source)} and block == {int(chunk.block)} and kind in ["list", "table"]',
+            output_fields=CHUNK_FIELDS, limit=1,
+        )
+        return _chunk(rows[0]) if rows else None
+
+    def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
+        out = {}
+        for token in tokens:
+            if token not in self._df_cache:
+                # Tokens are runs of word characters (`lexical.tokenize`), so they need no quoting.
+                df = self._count_where(f"TEXT_MATCH(tokens, {_filter_literal(token)})")
+                with self._lock:
+                    if len(self._df_cache) > 100_000:
+                        self._df_cache.clear()
+                    self._df_cache[token] = df
+            out[token] = self._df_cache[token]
+        return out
+
+    def sources(self) -> dict[str, str]:
+        return {row["source"]: row["sha256"] for row in self._file_rows()}
+
+    def _file_rows(self) -> Iterator[dict[str, Any]]:
+        iterator = self.client.query_iterator(self.files_name, batch_size=1000, output_fields=["source", "sha256", "chunks"])
+        try:
+            while batch := iterator.next():
+                yield from batch
+        finally:
+            iterator.close()
+
+    def stats(self) -> dict[str, Any]:
+        files = list(self._file_rows())
+        return {
+            "backend": self.backend,
+            "uri": resolve_uri(self.settings),
+            "collection": self.name,
+            "chunks": self.count(),
+            "files": len(files),
+            "model": self.manifest["model"],
+            "dimension": self.manifest["dimension"],
+            "index_kind": self.settings.milvus_index_type,
+        }
+
+    # Writing.
+    def _changed(self) -> None:
+        self._count = None
+        with self._lock:
+            self._df_cache.clear()
+
+    def add(self, source: str, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if any(c.source != source for c in chunks):
+            raise ValueError(f"add takes the chunks of {source!r} only")
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        rows = _rows(chunks, sha256)
+        for start in range(0, len(rows), self.settings.milvus_batch_size):
+            batch = rows[start : start + self.settings.milvus_batch_size]
+            for row, vector in zip(batch, vectors[start : start + len(batch)]):
+                del row["_embed"]
+                row["vector"] = np.asarray(vector, dtype=np.float32).tolist()
+            self.client.upsert(self.name, batch)
+        self._finish_file(source, sha256, len(rows))
+
+    def _finish_file(self, source: str, sha256: str, n_chunks: int) -> None:
+        """Drop the rows of older versions of `source`, then record it as indexed (the commit point)."""
+        self.client.delete(self.name, filter=f"{_eq('source', source)} and file_sha != {_filter_literal(sha256)}")
+        self.client.upsert(self.files_name, [{
+            "source": source, "sha256": sha256, "chunks": n_chunks,
+            "indexed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "dummy": [0.0, 0.0],
+        }])
+        self._changed()
+
+    def delete_source(self, source: str) -> int:
+        removed = self._count_where(_eq("source", source))
+        self.client.delete(self.name, filter=_eq("source", source))
+        self.client.delete(self.files_name, filter=_eq("source", source))
+        self._changed()
+        return removed
+
+    def sync(
+        self,
+        corpus_dir: Path,
+        embedder: Embedder,
+        *,
+        max_file_bytes: int,
+        show_progress: bool = False,
+        on_change: Callable[[str], None] | None = None,
+    ) -> dict[str, int]:
+        """Bring the collection in line with the files in `corpus_dir`; returns what was done.
+
+        Removed files lose their chunks; new and changed files are chunked, embedded and
+        upserted in batches, each recorded once all its chunks are in. Memory holds one
+        batch of chunks and the list of file fingerprints, whatever the corpus size.
+        """
+        paths = list_corpus_files(corpus_dir)
+        stored = self.sources()
+        seen: dict[str, Path] = {}
+        todo: list[Path] = []
+        for path in paths:  # fingerprints first, one file at a time: nothing is kept but the hash
+            doc = read_document(path, corpus_dir, max_bytes=max_file_bytes)
+            if doc is None:
+                continue
+            seen[doc.source] = path
+            if stored.get(doc.source) != doc.sha256:
+                todo.append(path)
+        removed = sorted(set(stored) - set(seen))
+        report = {"files": len(seen), "removed": len(removed), "indexed": len(todo), "embedded": 0, "reused": 0}
+        if (removed or todo) and on_change is not None:
+            on_change(f"updating Milvus collection {self.name!r} at {resolve_uri(self.settings)}: "
+                      f"{len(todo)} new or changed files, {len(removed)} removed")
+        for source in removed:
+            self.delete_source(source)
+        if todo:
+            self._index_files(todo, corpus_dir, embedder, max_file_bytes, show_progress, report)
+        return report
+
+    def _index_files(self, paths: list[Path], corpus_dir: Path, embedder: Embedder, max_file_bytes: int,
+                     show_progress: bool, report: dict[str, int]) -> None:
+        from tqdm import tqdm
+
+        batch_size = self.settings.milvus_batch_size
+        pending: list[dict[str, Any]] = []   # rows to embed and upsert
+        waiting: list[tuple[str, str, int]] = []  # files whose rows are all in `pending` or written
+        bar = tqdm(total=len(paths), unit="file", desc="indexing", disable=not show_progress)
+
+        def flush() -> None:
+            if pending:
+                vectors = embedder.encode([row.pop("_embed") for row in pending])
+                for row, vector in zip(pending, vectors):
+                    row["vector"] = np.asarray(vector, dtype=np.float32).tolist()
+                self.client.upsert(self.name, pending)
+                report["embedded"] += len(pending)
+                pending.clear()
+            for source, sha, n in waiting:
+                self._finish_file(source, sha, n)
+            bar.update(len(waiting))
+            waiting.clear()
+
+        try:
+            for group in _groups(paths, 64):
+                docs = [d for d in (read_document(p, corpus_dir, max_bytes=max_file_bytes) for p in group) if d is not None]
+                present = self._present({d.source for d in docs})
+                for doc in docs:
+                    rows = _rows(self._chunks(doc), doc.sha256)
+                    for row in rows:
+                        if present.get(row["id"]) == doc.sha256:
+                            report["reused"] += 1  # stored by an earlier, interrupted run
+                            continue
+                        pending.append(row)
+                        if len(pending) >= batch_size:
+                            flush()  # finishes the files before this one; this one is not waiting yet
+                    waiting.append((doc.source, doc.sha256, len(rows)))
+                    bar.set_postfix(chunks=report["embedded"] + len(pending), refresh=False)
+            flush()
+        finally:
+            bar.close()
+
+    def _chunks(self, doc: Document) -> list[Chunk]:
+        return chunk_document(
+            doc, max_chunk_chars=self.settings.max_chunk_chars, max_heading_words=self.settings.max_heading_words
+        )
+
+    def _present(self, sources: set[str]) -> dict[str, str]:
+        """Keys already stored for `sources` → the file version they belong to."""
+        if not sources:
+            return {}
+        iterator = self.client.query_iterator(
+            self.name, batch_size=1000, filter=f"source in {_filter_literal(sorted(sources))}", output_fields=["id", "file_sha"],
+        )
+        out = {}
+        try:
+            while batch := iterator.next():
+                out.update((row["id"], row["file_sha"]) for row in batch)
+        finally:
+            iterator.close()
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _groups(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _rows(chunks: Sequence[Chunk], sha256: str) -> list[dict[str, Any]]:
+    """Milvus rows for the chunks of one file (without vectors), `_embed` holding the text to embed."""
+    rows = []
+    previous: Chunk | None = None
+    previous_key = ""
+    for chunk in chunks:
+        key = chunk_key(chunk)
+        if len(chunk.text.encode("utf-8")) > MAX_VARCHAR:
+            raise ValueError(f"a chunk of {chunk.source} is over {MAX_VARCHAR} bytes: lower ASSISTANT_MAX_CHUNK_CHARS")
+        same = previous is not None and previous.section == chunk.section
+        embed = chunk.embedding_text()
+        rows.append({
+            "id": key, "source": chunk.source, "seq": chunk.id, "section": _fit(chunk.section), "kind": chunk.kind,
+            "start": chunk.start, "end": chunk.end, "block": chunk.block, "text": chunk.text,
+            "context": _fit(chunk.context), "prev": previous_key if same else "", "file_sha": sha256,
+            "tokens": _fit(" ".join(tokenize(embed))), "_embed": embed,
+        })
+        previous, previous_key = chunk, key
+    return rows
+
+
+def _chunk(row: dict[str, Any]) -> Chunk:
+    return Chunk(
+        id=int(row["seq"]), source=row["source"], section=row["section"], kind=row["kind"], start=int(row["start"]),
+        end=int(row["end"]), text=row["text"], context=row["context"], block=int(row["block"]),
+    )
+
+
+def _notify(on_rebuild: Callable[[str], None] | None, message: str) -> None:
+    if on_rebuild is not None:
+        on_rebuild(message)
+    else:
+        logger.warning(message)
+
+
+def open_milvus(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    force: bool = False,
+    show_progress: bool = False,
+    on_rebuild: Callable[[str], None] | None = None,
+) -> MilvusChunkStore:
+    """The Milvus store for `settings`, synchronised with the corpus unless `settings.sync_on_load` is off."""
+    from assistant.index import index_lock
+
+    store = MilvusChunkStore.open(settings, model=embedder.name, dimension=embedder.dimension, force=force,
+                                  on_rebuild=on_rebuild)
+    if settings.sync_on_load or force:
+        with index_lock(settings.index_dir):
+            store.sync(settings.corpus_dir, embedder, max_file_bytes=settings.max_file_bytes,
+                       show_progress=show_progress, on_change=lambda m: _notify(on_rebuild, m))
+    return store
+
+
+__all__ = ["MilvusChunkStore", "MilvusStoreError", "chunk_key", "open_milvus"]
