@@ -78,6 +78,32 @@ def idf(df: int, n: int) -> float:
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
+BM25_K1, BM25_B = 1.2, 0.75
+
+
+def bm25_scores(
+    query: Sequence[str], docs: Sequence[Sequence[str]], df: dict[str, int], n: int, avgdl: float,
+    *, k1: float = BM25_K1, b: float = BM25_B,
+) -> np.ndarray:
+    """BM25 (Lucene's variant, as bm25s computes it) of each tokenised doc for the query tokens.
+
+    For backends that keep the tokens but not bm25s's matrix: given the corpus statistics
+    (`df`, `n` chunks, `avgdl` tokens per chunk) the scores equal `LexicalIndex.scores`.
+    A query token counts as often as it occurs in the query, as in bm25s.
+    """
+    out = np.zeros(len(docs), dtype=np.float32)
+    known = [t for t in query if df.get(t, 0) > 0]
+    if not known or avgdl <= 0:
+        return out
+    for row, doc in enumerate(docs):
+        counts: dict[str, int] = {}
+        for token in doc:
+            counts[token] = counts.get(token, 0) + 1
+        norm = k1 * (1 - b + b * len(doc) / avgdl)
+        out[row] = sum(idf(df[t], n) * counts[t] / (counts[t] + norm) for t in known if t in counts)
+    return out
+
+
 def coverage(tokens: Sequence[str], df: dict[str, int], n: int) -> float:
     """IDF-weighted share of the query's content words that the corpus uses (0..1).
 
@@ -130,7 +156,7 @@ class LexicalIndex:
         self.vocab = vocab
 
     @classmethod
-    def build(cls, texts: Sequence[str], *, k1: float = 1.2, b: float = 0.75) -> "LexicalIndex":
+    def build(cls, texts: Sequence[str], *, k1: float = BM25_K1, b: float = BM25_B) -> "LexicalIndex":
         bm25s = _bm25s()
         corpus_tokens = [tokenize(t) or ["_empty_"] for t in texts]
         retriever = bm25s.BM25(k1=k1, b=b, method="lucene")

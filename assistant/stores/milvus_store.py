@@ -38,7 +38,7 @@ import numpy as np
 from assistant.chunking import chunk_document
 from assistant.corpus import list_corpus_files, read_document, sha256_hex
 from assistant.embedding import Embedder
-from assistant.lexical import tokenize
+from assistant.lexical import bm25_scores, tokenize
 from assistant.models import Chunk, Document
 from assistant.settings import Settings
 from assistant.stores.base import ChunkStore, Record
@@ -50,7 +50,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TOKENIZER = "assistant.lexical.tokenize/snowball-english/v1"
 MAX_VARCHAR = 65_535  # bytes: Milvus's longest VARCHAR
 CHUNK_FIELDS = ["id", "source", "seq", "section", "kind", "start", "end", "block", "text", "context", "prev"]
@@ -149,6 +149,7 @@ class MilvusChunkStore(ChunkStore):
         self.settings = settings
         self._df_cache: dict[str, int] = {}
         self._count: int | None = None
+        self._stats: tuple[int, float] | None = None
         self._lock = threading.Lock()
 
     # Opening and creating.
@@ -262,6 +263,7 @@ class MilvusChunkStore(ChunkStore):
         files.add_field("source", DataType.VARCHAR, is_primary=True, max_length=4096)
         files.add_field("sha256", DataType.VARCHAR, max_length=64)
         files.add_field("chunks", DataType.INT64)
+        files.add_field("tokens", DataType.INT64)  # with `chunks`, gives BM25's mean chunk length
         files.add_field("indexed_at", DataType.VARCHAR, max_length=32)
         files.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one vector field
         files_index = client.prepare_index_params()
@@ -285,26 +287,43 @@ class MilvusChunkStore(ChunkStore):
         )
         return [(hit["id"], float(hit["distance"])) for hit in result[0]]
 
-    def _bm25(self, query: str, k: int, expr: str = "") -> list[tuple[str, float]]:
+    def lexical(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Milvus's BM25 index proposes the candidates; their scores are then computed exactly.
+
+        Milvus scores BM25 on its own scale, and a filtered search (`id in [...]`) takes its
+        statistics from the filtered rows only; so every BM25 score the fusion sees comes
+        from `lexical_scores`, which uses corpus-wide statistics and equals bm25s's.
+        """
         tokens = tokenize(query)
         if not tokens or k <= 0:
             return []
         result = self.client.search(
-            self.name, data=[" ".join(tokens)], anns_field="sparse", limit=k, filter=expr,
-            output_fields=[], search_params={"metric_type": "BM25"},
+            self.name, data=[" ".join(tokens)], anns_field="sparse", limit=k, output_fields=[],
+            search_params={"metric_type": "BM25"},
         )
-        # Milvus Lite reports BM25 as a negated distance, a server as a score: either way |d| is the score.
-        pairs = [(hit["id"], abs(float(hit["distance"]))) for hit in result[0]]
-        return [(key, score) for key, score in pairs if score > 0]
-
-    def lexical(self, query: str, k: int) -> list[tuple[str, float]]:
-        return self._bm25(query, k)
+        keys = [hit["id"] for hit in result[0]]
+        scored = sorted(zip(keys, self.lexical_scores(query, keys).tolist()), key=lambda item: -item[1])
+        return [(key, score) for key, score in scored if score > 0]
 
     def lexical_scores(self, query: str, keys: Sequence[str]) -> np.ndarray:
-        if not keys:
-            return np.zeros(0, dtype=np.float32)
-        found = dict(self._bm25(query, len(keys), f"id in {_filter_literal(list(keys))}"))
-        return np.array([found.get(key, 0.0) for key in keys], dtype=np.float32)
+        keys = list(keys)
+        tokens = tokenize(query)
+        if not keys or not tokens:
+            return np.zeros(len(keys), dtype=np.float32)
+        rows = {r["id"]: r["tokens"].split() for r in self.client.query(self.name, ids=keys, output_fields=["tokens"])}
+        n, avgdl = self._corpus_stats()
+        docs = [rows.get(key, []) for key in keys]
+        return bm25_scores(tokens, docs, self.document_frequencies(sorted(set(tokens))), n, avgdl)
+
+    def _corpus_stats(self) -> tuple[int, float]:
+        """(chunks, mean tokens per chunk), from the file records; cached until the store changes."""
+        if self._stats is None:
+            chunks = tokens = 0
+            for row in self._file_rows(["chunks", "tokens"]):
+                chunks += int(row["chunks"])
+                tokens += int(row["tokens"])
+            self._stats = (self.count(), tokens / chunks if chunks else 0.0)
+        return self._stats
 
     def vectors(self, keys: Sequence[str]) -> np.ndarray:
         keys = list(keys)
@@ -346,10 +365,10 @@ class MilvusChunkStore(ChunkStore):
         return out
 
     def sources(self) -> dict[str, str]:
-        return {row["source"]: row["sha256"] for row in self._file_rows()}
+        return {row["source"]: row["sha256"] for row in self._file_rows(["source", "sha256"])}
 
-    def _file_rows(self) -> Iterator[dict[str, Any]]:
-        iterator = self.client.query_iterator(self.files_name, batch_size=1000, output_fields=["source", "sha256", "chunks"])
+    def _file_rows(self, fields: list[str]) -> Iterator[dict[str, Any]]:
+        iterator = self.client.query_iterator(self.files_name, batch_size=1000, output_fields=fields)
         try:
             while batch := iterator.next():
                 yield from batch
@@ -357,7 +376,7 @@ class MilvusChunkStore(ChunkStore):
             iterator.close()
 
     def stats(self) -> dict[str, Any]:
-        files = list(self._file_rows())
+        files = list(self._file_rows(["source"]))
         return {
             "backend": self.backend,
             "uri": resolve_uri(self.settings),
@@ -371,7 +390,7 @@ class MilvusChunkStore(ChunkStore):
 
     # Writing.
     def _changed(self) -> None:
-        self._count = None
+        self._count = self._stats = None
         with self._lock:
             self._df_cache.clear()
 
@@ -387,13 +406,13 @@ class MilvusChunkStore(ChunkStore):
                 del row["_embed"]
                 row["vector"] = np.asarray(vector, dtype=np.float32).tolist()
             self.client.upsert(self.name, batch)
-        self._finish_file(source, sha256, len(rows))
+        self._finish_file(source, sha256, len(rows), _token_total(rows))
 
-    def _finish_file(self, source: str, sha256: str, n_chunks: int) -> None:
+    def _finish_file(self, source: str, sha256: str, n_chunks: int, n_tokens: int) -> None:
         """Drop the rows of older versions of `source`, then record it as indexed (the commit point)."""
         self.client.delete(self.name, filter=f"{_eq('source', source)} and file_sha != {_filter_literal(sha256)}")
         self.client.upsert(self.files_name, [{
-            "source": source, "sha256": sha256, "chunks": n_chunks,
+            "source": source, "sha256": sha256, "chunks": n_chunks, "tokens": n_tokens,
             "indexed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "dummy": [0.0, 0.0],
         }])
         self._changed()
@@ -448,7 +467,7 @@ class MilvusChunkStore(ChunkStore):
 
         batch_size = self.settings.milvus_batch_size
         pending: list[dict[str, Any]] = []   # rows to embed and upsert
-        waiting: list[tuple[str, str, int]] = []  # files whose rows are all in `pending` or written
+        waiting: list[tuple[str, str, int, int]] = []  # files whose rows are all in `pending` or written
         bar = tqdm(total=len(paths), unit="file", desc="indexing", disable=not show_progress)
 
         def flush() -> None:
@@ -459,8 +478,8 @@ class MilvusChunkStore(ChunkStore):
                 self.client.upsert(self.name, pending)
                 report["embedded"] += len(pending)
                 pending.clear()
-            for source, sha, n in waiting:
-                self._finish_file(source, sha, n)
+            for source, sha, n, tokens in waiting:
+                self._finish_file(source, sha, n, tokens)
             bar.update(len(waiting))
             waiting.clear()
 
@@ -477,7 +496,7 @@ class MilvusChunkStore(ChunkStore):
                         pending.append(row)
                         if len(pending) >= batch_size:
                             flush()  # finishes the files before this one; this one is not waiting yet
-                    waiting.append((doc.source, doc.sha256, len(rows)))
+                    waiting.append((doc.source, doc.sha256, len(rows), _token_total(rows)))
                     bar.set_postfix(chunks=report["embedded"] + len(pending), refresh=False)
             flush()
         finally:
@@ -531,6 +550,11 @@ def _rows(chunks: Sequence[Chunk], sha256: str) -> list[dict[str, Any]]:
         })
         previous, previous_key = chunk, key
     return rows
+
+
+def _token_total(rows: Sequence[dict[str, Any]]) -> int:
+    """Tokens in these rows, an empty chunk counting as one (as bm25s counts it)."""
+    return sum(max(len(row["tokens"].split()), 1) for row in rows)
 
 
 def _chunk(row: dict[str, Any]) -> Chunk:
