@@ -335,3 +335,45 @@ def test_choosing_milvus_without_the_extra_names_the_extra(tmp_path):
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "pip install -e '.[milvus]'" in run.stderr
+
+
+@pytest.mark.milvus
+@pytest.mark.integration
+def test_indexing_killed_with_sigkill_resumes_where_it_stopped(tmp_path):
+    """A real kill: the indexing process gets SIGKILL once some files are recorded; the next run finishes the rest."""
+    pytest.importorskip("pymilvus")
+    import os
+    import signal
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n in range(40):
+        (corpus / f"doc{n:02d}.md").write_text(
+            f"# Document {n}\n\n" + " ".join(f"Sentence {i} of document {n} is about topic {i * n}." for i in range(20)),
+            encoding="utf-8")
+    settings = make_settings(tmp_path, corpus, "milvus", milvus_batch_size=20)
+    code = (
+        "import sys, time; sys.path.insert(0, 'tests')\n"
+        "from conftest import FakeEmbedder\n"
+        "from assistant.settings import Settings; from assistant.stores import open_store\n"
+        "class Slow(FakeEmbedder):\n"
+        "    def encode(self, texts, **kw):\n"
+        "        print('batch', flush=True); time.sleep(0.2); return super().encode(texts, **kw)\n"
+        f"open_store(Settings.model_validate_json({settings.model_dump_json()!r}), Slow())\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(10):  # ten of the forty batches are embedded, nine of them written
+            assert proc.stdout.readline() == "batch\n", "indexing stopped before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole group, Milvus Lite's server included if it has its own process
+        proc.wait()
+    resumed = FailingEmbedder(fail_at=0)
+    store = open_store(settings, resumed)
+    try:
+        assert len(store.sources()) == 40 and store.count() == 40 * 20
+        assert 0 < resumed.texts < 40 * 20, f"re-embedded {resumed.texts} of {40 * 20} chunks"
+        answer_keys = [key for key, _ in store.lexical("topic sentence document", 5)]
+        assert len(store.records(answer_keys)) == len(answer_keys)
+    finally:
+        close(store)
