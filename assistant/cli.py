@@ -1,4 +1,4 @@
-"""Command line: `python -m assistant ask|index|eval|bench`.
+"""Command line: `python -m assistant ask|index|verify|eval|bench`.
 
 Only this module (and app.py) prints. Library errors become a one-line message and an exit
 status: 2 for input the assistant rejects, 1 for anything else; never a traceback.
@@ -34,6 +34,7 @@ examples:
   python -m assistant ask --json "What foods are high in magnesium?"
   printf 'What is whitlockite?\\nHow bioavailable is it?\\n' | python -m assistant ask --json
   python -m assistant index --corpus my-docs/ --index my-index/
+  python -m assistant verify --backend milvus
   python -m assistant eval
   python -m assistant eval --backend faiss,milvus
   ASSISTANT_BACKEND=milvus python -m assistant ask "Which foods contain magnesium?"
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--json", action="store_true", help="print what the store holds as JSON")
     index.add_argument("--force", action="store_true", help="milvus: drop the collection and index everything again")
+
+    verify = sub.add_parser(
+        "verify", parents=[common], help="check every stored chunk against the corpus files",
+        description="Check that each indexed file is in the corpus folder unchanged and that every stored "
+        "chunk is exactly its span of the file (source_text[start:end]); exit 1 on any difference. Run it "
+        "where the files are when the serving machine does not hold them.",
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
 
     evaluate = sub.add_parser(
         "eval", parents=[common], help="measure answer quality on a question set",
@@ -247,6 +256,27 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from assistant.embedding import get_embedder
+    from assistant.stores import open_store
+    from assistant.verify import verify_store
+
+    settings = _settings(args).model_copy(update={"sync_on_load": False})
+    if not settings.corpus_dir.is_dir():
+        raise CliError(f"corpus folder {settings.corpus_dir} does not exist; pass --corpus DIR or set ASSISTANT_CORPUS_DIR")
+    store = open_store(settings, get_embedder(settings.model, device=settings.device), on_rebuild=_reporter(args))
+    report = verify_store(store, settings.corpus_dir)
+    if args.json:
+        print(json.dumps({"backend": settings.backend, "files": report.files, "chunks": report.chunks,
+                          "ok": report.ok, "problems": report.problems}, sort_keys=True))
+    else:
+        print(f"{settings.backend}: {report.chunks} chunks of {report.files} files checked against {settings.corpus_dir}: "
+              + ("all exact" if report.ok else f"{len(report.problems)} problems"))
+        for line in report.problems:
+            print(f"  {line}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def cmd_eval_beir(args: argparse.Namespace) -> int:
     from assistant.beir import DEFAULT_CACHE_DIR, BeirFormatError, evaluate_beir, load_beir
     from assistant.embedding import get_embedder
@@ -379,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args)
-    commands = {"ask": cmd_ask, "index": cmd_index, "eval": cmd_eval, "bench": cmd_bench}
+    commands = {"ask": cmd_ask, "index": cmd_index, "verify": cmd_verify, "eval": cmd_eval, "bench": cmd_bench}
     try:
         return commands[args.command](args)
     except CliError as exc:

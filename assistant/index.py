@@ -109,6 +109,11 @@ class Index(ChunkStore):
     def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
         return self.bm25.document_frequencies(tokens) if self.chunks else {t: 0 for t in tokens}
 
+    def chunks_of(self, source: str) -> list[Record]:
+        keys = [c.id for c in self.chunks if c.source == source]
+        records = self.records(keys)
+        return [records[k] for k in keys]
+
     def sources(self) -> dict[str, str]:
         return dict(self.manifest.get("files", {}))
 

@@ -167,6 +167,20 @@ def test_the_index_follows_files_added_changed_and_removed(tmp_path, backend, fa
     assert all(c.source != "zinc.md" for c in answer.citations)
 
 
+def test_verify_checks_every_stored_chunk_against_the_files(bot, corpus_dir, tmp_path):
+    from assistant.verify import verify_store
+
+    report = verify_store(bot.store, corpus_dir)
+    assert report.ok and report.files == 2 and report.chunks == bot.store.count()
+    copy = tmp_path / "copy"
+    shutil.copytree(corpus_dir, copy)
+    (copy / "iron.md").write_text("# Iron\n\nEdited after indexing.\n", encoding="utf-8")
+    (copy / ARTICLE_NAME).unlink()
+    problems = verify_store(bot.store, copy).problems
+    assert any("iron.md" in p and "changed" in p for p in problems)
+    assert any(ARTICLE_NAME in p and "not found" in p for p in problems)
+
+
 @pytest.mark.slow
 @pytest.mark.milvus
 def test_both_backends_give_the_same_citations_on_the_seed_corpus(tmp_path):
@@ -256,6 +270,9 @@ def test_a_row_whose_text_no_longer_matches_its_key_is_never_quoted(milvus_setti
     row["text"] = "Iron cures everything."  # tampered after indexing
     store.client.upsert(store.name, [row])
     assert key not in store.records([key])
+    from assistant.verify import verify_store
+
+    assert any("content key" in p for p in verify_store(store, milvus_settings.corpus_dir).problems)
     close(store)
 
 

@@ -114,6 +114,14 @@ class ChunkStore(ABC):
         """How many chunks contain each normalised token (0 for tokens the corpus never uses)."""
 
     @abstractmethod
+    def chunks_of(self, source: str) -> list[Record]:
+        """Every stored chunk of `source`, in document order."""
+
+    def intact(self, record: Record) -> bool:
+        """Whether a stored row still holds what was indexed (backends that can tell override this)."""
+        return True
+
+    @abstractmethod
     def sources(self) -> dict[str, str]:
         """The indexed files: source path → sha256 of the bytes they were indexed from."""
 

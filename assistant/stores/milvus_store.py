@@ -337,12 +337,26 @@ class MilvusChunkStore(ChunkStore):
             return {}
         out = {}
         for row in self.client.query(self.name, ids=keys, output_fields=CHUNK_FIELDS):
-            chunk = _chunk(row)
-            if chunk_key(chunk) != row["id"]:  # the row's content no longer matches its key: never quote it
-                logger.warning("Milvus row %s of %s does not match its key; skipped", row["id"], chunk.source)
+            record = _record(row)
+            if not self.intact(record):  # the row's content no longer matches its key: never quote it
+                logger.warning("Milvus row %s of %s does not match its key; skipped", record.key, record.chunk.source)
                 continue
-            out[row["id"]] = Record(row["id"], chunk, row["prev"] or None)
+            out[record.key] = record
         return out
+
+    def intact(self, record: Record) -> bool:
+        return chunk_key(record.chunk) == record.key
+
+    def chunks_of(self, source: str) -> list[Record]:
+        iterator = self.client.query_iterator(self.name, batch_size=1000, filter=_eq("source", source),
+                                              output_fields=CHUNK_FIELDS)
+        records = []
+        try:
+            while batch := iterator.next():
+                records.extend(_record(row) for row in batch)
+        finally:
+            iterator.close()
+        return sorted(records, key=lambda r: r.chunk.id)
 
     def group(self, chunk: Chunk) -> Chunk | None:
         rows = self.client.query(
@@ -555,6 +569,10 @@ def _rows(chunks: Sequence[Chunk], sha256: str) -> list[dict[str, Any]]:
 def _token_total(rows: Sequence[dict[str, Any]]) -> int:
     """Tokens in these rows, an empty chunk counting as one (as bm25s counts it)."""
     return sum(max(len(row["tokens"].split()), 1) for row in rows)
+
+
+def _record(row: dict[str, Any]) -> Record:
+    return Record(row["id"], _chunk(row), row["prev"] or None)
 
 
 def _chunk(row: dict[str, Any]) -> Chunk:
