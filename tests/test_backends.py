@@ -269,6 +269,8 @@ def test_a_row_whose_text_no_longer_matches_its_key_is_never_quoted(milvus_setti
     row.pop("sparse", None)
     row["text"] = "Iron cures everything."  # tampered after indexing
     store.client.upsert(store.name, [row])
+    close(store)
+    store = open_store(milvus_settings, fake_embedder)  # a process reading the damaged row
     assert key not in store.records([key])
     from assistant.verify import verify_store
 
@@ -394,3 +396,25 @@ def test_indexing_killed_with_sigkill_resumes_where_it_stopped(tmp_path):
         assert len(store.records(answer_keys)) == len(answer_keys)
     finally:
         close(store)
+
+
+@pytest.mark.milvus
+@pytest.mark.integration
+def test_a_milvus_lite_file_in_use_by_another_process_gets_a_clear_message(milvus_settings, fake_embedder):
+    from assistant.stores.milvus_store import MilvusStoreError
+
+    code = (
+        "import sys, time; sys.path.insert(0, 'tests')\n"
+        "from conftest import FakeEmbedder\n"
+        "from assistant.settings import Settings; from assistant.stores import open_store\n"
+        f"store = open_store(Settings.model_validate_json({milvus_settings.model_dump_json()!r}), FakeEmbedder())\n"
+        "print('ready', flush=True); time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "ready\n"
+        with pytest.raises(MilvusStoreError, match="serves one process at a time"):
+            open_store(milvus_settings, fake_embedder)
+    finally:
+        holder.kill()
+        holder.wait()

@@ -30,6 +30,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -54,9 +55,11 @@ FORMAT_VERSION = 2
 TOKENIZER = "assistant.lexical.tokenize/snowball-english/v1"
 MAX_VARCHAR = 65_535  # bytes: Milvus's longest VARCHAR
 CHUNK_FIELDS = ["id", "source", "seq", "section", "kind", "start", "end", "block", "text", "context", "prev"]
+ROW_FIELDS = [*CHUNK_FIELDS, "tokens", "vector"]  # what answering a question reads of a row
 _FILES_SUFFIX = "_files"
 MANIFEST_PROPERTY = "assistant.manifest"
 QUERY_ITERATOR_LOGGER = "pymilvus.client.iterator.query_iterator"
+LITE_SERVER_LOGGER = "milvus_lite.server_manager"
 
 
 class MilvusStoreError(RuntimeError):
@@ -96,20 +99,44 @@ def _quiet_lite() -> None:
     logging.getLogger(QUERY_ITERATOR_LOGGER).setLevel(logging.ERROR)
 
 
+class _Collect(logging.Handler):
+    """Keeps the exceptions a library logs instead of letting it print their tracebacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
 def connect(settings: Settings) -> MilvusClient:
     uri = resolve_uri(settings)
-    if "://" not in uri:
-        _quiet_lite()
     token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+    if "://" in uri:
+        try:
+            return MilvusClient(uri=uri, token=token)
+        except MilvusException as exc:
+            raise MilvusStoreError(f"cannot reach Milvus at {uri}: {exc.message}") from exc
+    _quiet_lite()
+    # Milvus Lite logs why it could not start (with a traceback) and pymilvus raises a generic
+    # error: keep the reason for the message instead.
+    lite_logger = logging.getLogger(LITE_SERVER_LOGGER)
+    collect, propagate = _Collect(), lite_logger.propagate
+    lite_logger.addHandler(collect)
+    lite_logger.propagate = False
     try:
         return MilvusClient(uri=uri, token=token)
     except MilvusException as exc:
-        if "://" not in uri:
-            raise MilvusStoreError(
-                f"cannot open the Milvus Lite file {uri}: {exc.message}. Milvus Lite serves one process at a "
-                "time; stop the other process using it, or run a Milvus server (docs/scale-out.md)"
-            ) from exc
-        raise MilvusStoreError(f"cannot reach Milvus at {uri}: {exc.message}") from exc
+        reason = str(collect.errors[-1]) if collect.errors else exc.message
+        raise MilvusStoreError(
+            f"cannot open the Milvus Lite file {uri}: {reason}. Milvus Lite serves one process at a time; "
+            "stop the other process using it, or run a Milvus server (docs/scale-out.md)"
+        ) from exc
+    finally:
+        lite_logger.removeHandler(collect)
+        lite_logger.propagate = propagate
 
 
 def _filter_literal(value: str | list[str]) -> str:
@@ -150,6 +177,7 @@ class MilvusChunkStore(ChunkStore):
         self._df_cache: dict[str, int] = {}
         self._count: int | None = None
         self._stats: tuple[int, float] | None = None
+        self._cache = _RowCache(4096)
         self._lock = threading.Lock()
 
     # Opening and creating.
@@ -283,8 +311,9 @@ class MilvusChunkStore(ChunkStore):
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         result = self.client.search(
             self.name, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="vector", limit=k,
-            output_fields=[], search_params={"metric_type": "IP", "params": {"ef": max(self.settings.milvus_ef_search, k)}},
+            output_fields=ROW_FIELDS, search_params={"metric_type": "IP", "params": {"ef": max(self.settings.milvus_ef_search, k)}},
         )
+        self._cache.put(_hit_rows(result[0]))
         return [(hit["id"], float(hit["distance"])) for hit in result[0]]
 
     def lexical(self, query: str, k: int) -> list[tuple[str, float]]:
@@ -298,9 +327,10 @@ class MilvusChunkStore(ChunkStore):
         if not tokens or k <= 0:
             return []
         result = self.client.search(
-            self.name, data=[" ".join(tokens)], anns_field="sparse", limit=k, output_fields=[],
+            self.name, data=[" ".join(tokens)], anns_field="sparse", limit=k, output_fields=ROW_FIELDS,
             search_params={"metric_type": "BM25"},
         )
+        self._cache.put(_hit_rows(result[0]))
         keys = [hit["id"] for hit in result[0]]
         scored = sorted(zip(keys, self.lexical_scores(query, keys).tolist()), key=lambda item: -item[1])
         return [(key, score) for key, score in scored if score > 0]
@@ -310,9 +340,9 @@ class MilvusChunkStore(ChunkStore):
         tokens = tokenize(query)
         if not keys or not tokens:
             return np.zeros(len(keys), dtype=np.float32)
-        rows = {r["id"]: r["tokens"].split() for r in self.client.query(self.name, ids=keys, output_fields=["tokens"])}
+        rows = self._rows(keys)
         n, avgdl = self._corpus_stats()
-        docs = [rows.get(key, []) for key in keys]
+        docs = [rows[key]["tokens"].split() if key in rows else [] for key in keys]
         return bm25_scores(tokens, docs, self.document_frequencies(sorted(set(tokens))), n, avgdl)
 
     def _corpus_stats(self) -> tuple[int, float]:
@@ -327,16 +357,27 @@ class MilvusChunkStore(ChunkStore):
 
     def vectors(self, keys: Sequence[str]) -> np.ndarray:
         keys = list(keys)
-        rows = {r["id"]: r["vector"] for r in self.client.query(self.name, ids=keys, output_fields=["vector"])} if keys else {}
+        rows = self._rows(keys)
         dimension = int(self.manifest["dimension"])
-        return np.array([rows.get(k, [0.0] * dimension) for k in keys], dtype=np.float32).reshape(len(keys), dimension)
+        return np.array([rows[k]["vector"] if k in rows else [0.0] * dimension for k in keys],
+                        dtype=np.float32).reshape(len(keys), dimension)
+
+    def _rows(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Whole rows for `keys`: from the searches of this question when they returned them, else one query."""
+        found = self._cache.get(keys)
+        missing = [key for key in keys if key not in found]
+        if missing:
+            rows = self.client.query(self.name, ids=missing, output_fields=ROW_FIELDS)
+            self._cache.put(rows)
+            found.update((row["id"], row) for row in rows)
+        return found
 
     def records(self, keys: Sequence[str]) -> dict[str, Record]:
         keys = list(keys)
         if not keys:
             return {}
         out = {}
-        for row in self.client.query(self.name, ids=keys, output_fields=CHUNK_FIELDS):
+        for row in self._rows(keys).values():
             record = _record(row)
             if not self.intact(record):  # the row's content no longer matches its key: never quote it
                 logger.warning("Milvus row %s of %s does not match its key; skipped", record.key, record.chunk.source)
@@ -405,6 +446,7 @@ class MilvusChunkStore(ChunkStore):
     # Writing.
     def _changed(self) -> None:
         self._count = self._stats = None
+        self._cache.clear()
         with self._lock:
             self._df_cache.clear()
 
@@ -538,6 +580,39 @@ class MilvusChunkStore(ChunkStore):
 
     def close(self) -> None:
         self.client.close()
+
+
+class _RowCache:
+    """The last rows searches returned, so that scoring and quoting them needs no second round trip.
+
+    A row's key is a hash of its content, so a cached row can only be stale in its
+    neighbourhood fields; writes through this store clear the cache.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {key: self._rows[key] for key in keys if key in self._rows}
+
+    def put(self, rows: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            for row in rows:
+                self._rows[row["id"]] = row
+                self._rows.move_to_end(row["id"])
+            while len(self._rows) > self.size:
+                self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+
+def _hit_rows(hits: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**hit["entity"], "id": hit["id"]} for hit in hits]
 
 
 def _groups(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
