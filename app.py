@@ -185,7 +185,11 @@ def main() -> None:
     for ours in (logger, logging.getLogger("assistant")):  # progress of our own start-up; libraries warn only
         ours.setLevel(logging.INFO)
     bot = Assistant.load(on_rebuild=logger.info)
-    documents = load_corpus(bot.settings.corpus_dir, max_bytes=bot.settings.max_file_bytes)
+    if bot.settings.corpus_dir.is_dir():
+        documents = load_corpus(bot.settings.corpus_dir, max_bytes=bot.settings.max_file_bytes)
+    else:  # a serving machine for a Milvus collection need not hold the corpus: quotes come from the store
+        logger.info("no corpus folder at %s: the documents panel stays empty", bot.settings.corpus_dir)
+        documents = []
     demo = build_demo(bot, documents)
     demo.launch(
         share=False,  # never a public tunnel; the host is GRADIO_SERVER_NAME or 127.0.0.1

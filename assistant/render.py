@@ -151,7 +151,8 @@ def render_passage(citation: Citation, texts: Mapping[str, str]) -> str:
     """
     if not quote_matches(citation, texts):
         body = f'<mark data-n="{citation.n}">{escape_html(citation.quote)}</mark>'
-        note = '<em class="stale">The document has changed since it was indexed; this is the quote as indexed.</em><br>'
+        why = "is not on this server" if citation.source not in texts else "has changed since it was indexed"
+        note = f'<em class="stale">The document {why}; this is the quote as indexed.</em><br>'
         return _LINE_END.sub("<br>", f'<div class="passage">{note}{body}</div>')
     text = texts[citation.source]
     lo, hi = passage_bounds(text, citation.start, citation.end)
