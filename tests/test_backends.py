@@ -418,3 +418,32 @@ def test_a_milvus_lite_file_in_use_by_another_process_gets_a_clear_message(milvu
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.milvus
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_app_serves_from_milvus_also_on_a_machine_without_the_corpus(tmp_path):
+    """app.py on Milvus Lite: it indexes on start; then a 'replica' with no corpus answers from the collection."""
+    pytest.importorskip("pymilvus")
+    gradio_client = pytest.importorskip("gradio_client")
+    from app_server import running_app
+
+    from assistant.render import escape_markdown
+
+    env = {"ASSISTANT_BACKEND": "milvus", "ASSISTANT_MILVUS_URI": str(tmp_path / "milvus.db")}
+    question = "Which magnesium form is best for sleep?"
+    with running_app(tmp_path / "indexer", env=env) as app:
+        client = gradio_client.Client(app.url, verbose=False)
+        first = client.predict(question, api_name="/ask")
+        client.close()
+    footer = f"_{escape_markdown(DISCLAIMER)}_"
+    assert "Magnesium Glycinate" in first and first.endswith(footer)
+    replica = {**env, "ASSISTANT_CORPUS_DIR": str(tmp_path / "no-corpus-here"), "ASSISTANT_SYNC_ON_LOAD": "false"}
+    with running_app(tmp_path / "replica", env=replica) as app:
+        client = gradio_client.Client(app.url, verbose=False)
+        served = client.predict(question, api_name="/ask")
+        client.close()
+        assert "Traceback" not in app.log()
+    assert served.partition("**Sources**")[0] == first.partition("**Sources**")[0]  # the same quotes
+    assert "not on this server" in served and served.endswith(footer)
