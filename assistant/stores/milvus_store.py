@@ -39,7 +39,7 @@ import numpy as np
 from assistant.chunking import chunk_document
 from assistant.corpus import list_corpus_files, read_document, sha256_hex
 from assistant.embedding import Embedder
-from assistant.lexical import bm25_scores, tokenize
+from assistant.lexical import BM25_B, BM25_K1, bm25_scores, tokenize
 from assistant.models import Chunk, Document
 from assistant.settings import Settings
 from assistant.stores.base import ChunkStore, Record
@@ -162,8 +162,10 @@ class MilvusChunkStore(ChunkStore):
     """A `ChunkStore` on one Milvus collection (see the module docstring); keys are chunk keys (hex).
 
     Example:
-        >>> store = MilvusChunkStore.open(Settings(backend="milvus"), embedder)  # doctest: +SKIP
-        >>> store.sync(load_corpus(...), embedder)  # doctest: +SKIP
+        >>> settings = Settings(backend="milvus", milvus_uri="/tmp/demo.db")  # doctest: +SKIP
+        >>> store = MilvusChunkStore.open(settings, model=embedder.name, dimension=embedder.dimension)  # doctest: +SKIP
+        >>> store.sync(settings.corpus_dir, embedder, max_file_bytes=settings.max_file_bytes)  # doctest: +SKIP
+        {'files': 1, 'removed': 0, 'indexed': 1, 'embedded': 45, 'reused': 0}
     """
 
     backend = "milvus"
@@ -274,7 +276,7 @@ class MilvusChunkStore(ChunkStore):
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         schema.add_function(Function(
             name="bm25", function_type=FunctionType.BM25, input_field_names=["tokens"], output_field_names=["sparse"],
-            params={"bm25_k1": 1.2, "bm25_b": 0.75},
+            params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},
         ))
         index = client.prepare_index_params()
         index.add_index(
