@@ -252,7 +252,7 @@ def test_a_foreign_collection_is_refused(milvus_settings, fake_embedder):
 def test_a_damaged_collection_is_detected_and_rebuilt(milvus_settings, fake_embedder):
     store = open_store(milvus_settings, fake_embedder)
     chunks = store.count()
-    store.client.drop_collection(store.files_name)
+    store.client.drop_collection(store.meta_name)
     close(store)
     messages: list[str] = []
     store = open_store(milvus_settings, fake_embedder, on_rebuild=messages.append)
@@ -447,3 +447,55 @@ def test_the_app_serves_from_milvus_also_on_a_machine_without_the_corpus(tmp_pat
         assert "Traceback" not in app.log()
     assert served.partition("**Sources**")[0] == first.partition("**Sources**")[0]  # the same quotes
     assert "not on this server" in served and served.endswith(footer)
+
+
+def expected_statistics(corpus: Path) -> tuple[dict[str, int], int, float]:
+    """Document frequencies, chunk count and mean tokens per chunk, computed from scratch."""
+    from assistant.chunking import chunk_document
+    from assistant.corpus import load_corpus
+    from assistant.lexical import tokenize
+
+    df: dict[str, int] = {}
+    chunks = tokens = 0
+    for doc in load_corpus(corpus):
+        for chunk in chunk_document(doc):
+            words = tokenize(chunk.embedding_text())
+            chunks += 1
+            tokens += max(len(words), 1)
+            for token in set(words):
+                df[token] = df.get(token, 0) + 1
+    return df, chunks, tokens / chunks
+
+
+@pytest.mark.milvus
+def test_term_statistics_stay_exact_through_changes_and_an_interrupted_run(tmp_path):
+    pytest.importorskip("pymilvus")
+    corpus = tmp_path / "corpus"
+    shutil.copytree(FIXTURES / "corpus_md", corpus)
+    shutil.copy(ARTICLE, corpus / ARTICLE_NAME)
+    settings = make_settings(tmp_path, corpus, "milvus", milvus_batch_size=8)
+    seen: set[str] = set()
+
+    def check() -> None:
+        store = open_store(settings, FakeEmbedder())
+        try:
+            want, chunks, avgdl = expected_statistics(corpus)
+            seen.update(want)
+            assert store.document_frequencies(sorted(seen)) == {t: want.get(t, 0) for t in sorted(seen)}
+            assert store.count() == chunks
+            assert store._corpus_stats() == (chunks, pytest.approx(avgdl))
+        finally:
+            close(store)
+
+    check()
+    (corpus / "iron.md").write_text("# Iron\n\nIron is in red meat. Zinc is in oysters.\n", encoding="utf-8")
+    check()
+    (corpus / ARTICLE_NAME).unlink()
+    check()
+    (corpus / "zinc.md").write_text("# Zinc\n\n" + " ".join(f"Zinc fact {i} about oysters and seeds." for i in range(40)),
+                                    encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        open_store(settings, FailingEmbedder(fail_at=3))
+    check()
+    shutil.copy(ARTICLE, corpus / ARTICLE_NAME)
+    check()

@@ -9,10 +9,14 @@ Two collections, named from `Settings.milvus_collection`:
   `file_sha` (the file version it came from), `vector` (dense, inner product, HNSW),
   `tokens` (the project's normalised tokens, `assistant.lexical.tokenize`, space-separated)
   and `sparse`, filled by Milvus's BM25 function from `tokens` (SPARSE_INVERTED_INDEX). BM25
-  therefore sees the very tokens bm25s sees in the FAISS backend, and `TEXT_MATCH` on
-  `tokens` counts document frequencies for the scope policy.
-* `<name>_files`: one row per indexed file (source, sha256, chunk count), written only after
-  all of the file's chunks are in: it is what makes indexing resumable.
+  therefore sees the very tokens bm25s sees in the FAISS backend.
+* `<name>_meta`: the corpus statistics, keyed rows of three kinds. `file:` one per indexed
+  file (source, sha256, chunk and token counts), written only after all of the file's chunks
+  are in: it is what makes indexing resumable. `terms:` the file's term counts (how many of
+  its chunks contain each token), in parts under Milvus's 64 KB JSON limit. `df:` one per
+  token, the number of chunks containing it, for exact BM25 and the scope policy. A file's
+  record, its term counts and the document frequencies they change are written in one
+  upsert request, so they move together.
 
 What the FAISS manifest records (model, dimension, chunking settings, tokenizer, format) is
 stored as JSON in the chunk collection's property `assistant.manifest`, fixed when the collection is created;
@@ -22,6 +26,9 @@ Indexing (`sync`) streams: files are read one at a time, chunks are embedded and
 batches of `Settings.milvus_batch_size`, and a file's record is written once its chunks are.
 A re-run after a kill skips the files recorded and, inside a file, the chunks already stored
 for its current version, so it embeds only what is missing.
+
+Document frequencies are kept rather than counted at question time: Milvus Lite evaluates
+`TEXT_MATCH` by tokenising every row in Python, which took seconds per word at 100k chunks.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -51,12 +59,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TOKENIZER = "assistant.lexical.tokenize/snowball-english/v1"
 MAX_VARCHAR = 65_535  # bytes: Milvus's longest VARCHAR
 CHUNK_FIELDS = ["id", "source", "seq", "section", "kind", "start", "end", "block", "text", "context", "prev"]
 ROW_FIELDS = [*CHUNK_FIELDS, "tokens", "vector"]  # what answering a question reads of a row
-_FILES_SUFFIX = "_files"
+_META_SUFFIX = "_meta"
+TERMS_PART_BYTES = 60_000  # JSON per `terms:` row, under Milvus's 65,536-byte limit
 MANIFEST_PROPERTY = "assistant.manifest"
 QUERY_ITERATOR_LOGGER = "pymilvus.client.iterator.query_iterator"
 LITE_SERVER_LOGGER = "milvus_lite.server_manager"
@@ -173,7 +182,7 @@ class MilvusChunkStore(ChunkStore):
     def __init__(self, client: MilvusClient, name: str, manifest: dict[str, Any], settings: Settings) -> None:
         self.client = client
         self.name = name
-        self.files_name = name + _FILES_SUFFIX
+        self.meta_name = name + _META_SUFFIX
         self.manifest = manifest
         self.settings = settings
         self._df_cache: dict[str, int] = {}
@@ -223,7 +232,7 @@ class MilvusChunkStore(ChunkStore):
         if not exists:
             cls._create(client, name, want, dimension, settings)
         client.load_collection(name)
-        client.load_collection(name + _FILES_SUFFIX)
+        client.load_collection(name + _META_SUFFIX)
         return cls(client, name, want, settings)
 
     @staticmethod
@@ -237,8 +246,8 @@ class MilvusChunkStore(ChunkStore):
     @staticmethod
     def _damage(client: MilvusClient, name: str, dimension: int) -> str | None:
         """What is missing from a collection of ours, or None when it is whole."""
-        if not client.has_collection(name + _FILES_SUFFIX):
-            return f"its file list {name + _FILES_SUFFIX!r} is missing"
+        if not client.has_collection(name + _META_SUFFIX):
+            return f"its statistics collection {name + _META_SUFFIX!r} is missing"
         fields = {f["name"]: f for f in client.describe_collection(name)["fields"]}
         missing = sorted(set(CHUNK_FIELDS + ["vector", "sparse", "tokens", "file_sha"]) - set(fields))
         if missing:
@@ -249,7 +258,7 @@ class MilvusChunkStore(ChunkStore):
 
     @staticmethod
     def _drop(client: MilvusClient, name: str) -> None:
-        for collection in (name, name + _FILES_SUFFIX):
+        for collection in (name, name + _META_SUFFIX):
             if client.has_collection(collection):
                 client.drop_collection(collection)
 
@@ -269,7 +278,7 @@ class MilvusChunkStore(ChunkStore):
         schema.add_field("prev", DataType.VARCHAR, max_length=64)
         schema.add_field("file_sha", DataType.VARCHAR, max_length=64)
         schema.add_field(
-            "tokens", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, enable_match=True,
+            "tokens", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
             analyzer_params={"tokenizer": "standard"},  # the text is already normalised, space-separated tokens
         )
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
@@ -289,16 +298,21 @@ class MilvusChunkStore(ChunkStore):
         client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong",
                                  properties={MANIFEST_PROPERTY: json.dumps(manifest, sort_keys=True)})
 
-        files = client.create_schema(auto_id=False, description="files indexed into " + name)
-        files.add_field("source", DataType.VARCHAR, is_primary=True, max_length=4096)
-        files.add_field("sha256", DataType.VARCHAR, max_length=64)
-        files.add_field("chunks", DataType.INT64)
-        files.add_field("tokens", DataType.INT64)  # with `chunks`, gives BM25's mean chunk length
-        files.add_field("indexed_at", DataType.VARCHAR, max_length=32)
-        files.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one vector field
-        files_index = client.prepare_index_params()
-        files_index.add_index("dummy", index_type="FLAT", metric_type="L2")
-        client.create_collection(name + _FILES_SUFFIX, schema=files, index_params=files_index, consistency_level="Strong")
+        meta = client.create_schema(auto_id=False, description="files and term statistics of " + name)
+        meta.add_field("key", DataType.VARCHAR, is_primary=True, max_length=256)
+        meta.add_field("kind", DataType.VARCHAR, max_length=8)  # file, terms or df
+        meta.add_field("source", DataType.VARCHAR, max_length=4096)
+        meta.add_field("sha256", DataType.VARCHAR, max_length=64)  # empty: the file was removed
+        meta.add_field("chunks", DataType.INT64)
+        meta.add_field("tokens", DataType.INT64)  # with `chunks`, gives BM25's mean chunk length
+        meta.add_field("df", DataType.INT64)
+        meta.add_field("data", DataType.JSON)  # terms: {token: chunks of the file containing it}
+        meta.add_field("indexed_at", DataType.VARCHAR, max_length=32)
+        meta.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one vector field
+        meta_index = client.prepare_index_params()
+        meta_index.add_index("dummy", index_type="FLAT", metric_type="L2")
+        meta_index.add_index("kind", index_type="INVERTED")
+        client.create_collection(name + _META_SUFFIX, schema=meta, index_params=meta_index, consistency_level="Strong")
 
     # Reading.
     def count(self) -> int:
@@ -409,23 +423,33 @@ class MilvusChunkStore(ChunkStore):
         return _chunk(rows[0]) if rows else None
 
     def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
+        missing = sorted({t for t in tokens if t not in self._df_cache})
+        if missing:
+            found = self._df_rows(missing)
+            with self._lock:
+                if len(self._df_cache) > 100_000:
+                    self._df_cache.clear()
+                self._df_cache.update((t, found.get(t, 0)) for t in missing)
+        return {t: self._df_cache.get(t, 0) for t in tokens}
+
+    def _df_rows(self, tokens: Sequence[str]) -> dict[str, int]:
+        """Stored document frequencies of `tokens` (absent tokens are left out)."""
+        by_key = {_df_key(t): t for t in tokens}
         out = {}
-        for token in tokens:
-            if token not in self._df_cache:
-                # Tokens are runs of word characters (`lexical.tokenize`), so they need no quoting.
-                df = self._count_where(f"TEXT_MATCH(tokens, {_filter_literal(token)})")
-                with self._lock:
-                    if len(self._df_cache) > 100_000:
-                        self._df_cache.clear()
-                    self._df_cache[token] = df
-            out[token] = self._df_cache[token]
+        keys = list(by_key)
+        for start in range(0, len(keys), 1000):
+            for row in self.client.query(self.meta_name, ids=keys[start : start + 1000], output_fields=["key", "df"]):
+                out[by_key[row["key"]]] = int(row["df"])
         return out
 
     def sources(self) -> dict[str, str]:
         return {row["source"]: row["sha256"] for row in self._file_rows(["source", "sha256"])}
 
     def _file_rows(self, fields: list[str]) -> Iterator[dict[str, Any]]:
-        iterator = self.client.query_iterator(self.files_name, batch_size=1000, output_fields=fields)
+        """The records of the files indexed now (removed files keep a record with an empty sha256)."""
+        iterator = self.client.query_iterator(
+            self.meta_name, batch_size=1000, filter='kind == "file" and sha256 != ""', output_fields=fields,
+        )
         try:
             while batch := iterator.next():
                 yield from batch
@@ -464,21 +488,65 @@ class MilvusChunkStore(ChunkStore):
                 del row["_embed"]
                 row["vector"] = np.asarray(vector, dtype=np.float32).tolist()
             self.client.upsert(self.name, batch)
-        self._finish_file(source, sha256, len(rows), _token_total(rows))
+        self._commit([_FileDone(source, sha256, rows, replaces=True)])
 
-    def _finish_file(self, source: str, sha256: str, n_chunks: int, n_tokens: int) -> None:
-        """Drop the rows of older versions of `source`, then record it as indexed (the commit point)."""
-        self.client.delete(self.name, filter=f"{_eq('source', source)} and file_sha != {_filter_literal(sha256)}")
-        self.client.upsert(self.files_name, [{
-            "source": source, "sha256": sha256, "chunks": n_chunks, "tokens": n_tokens,
-            "indexed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "dummy": [0.0, 0.0],
-        }])
+    def _commit(self, files: Sequence["_FileDone"]) -> None:
+        """Record `files` as indexed (their chunk rows are all written): the commit point.
+
+        Rows of older versions of these files are deleted first. Then one upsert request
+        carries each file's record and term counts and the document frequencies they change
+        (new counts minus those of the version recorded before), so the statistics and the
+        records cannot disagree: Milvus Lite writes a request as one WAL entry. A run killed
+        before this point leaves the old record, and its re-run computes the same change.
+        """
+        for done in files:
+            if done.replaces:
+                self.client.delete(self.name, filter=f"{_eq('source', done.source)} and file_sha != {_filter_literal(done.sha256)}")
+        old = self._term_counts([d.source for d in files if d.replaces])
+        rows = self._statistics_rows([(d.source, old.get(d.source, {}), _term_counts(d.rows)) for d in files])
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        rows += [_meta_row(_file_key(d.source), "file", source=d.source, sha256=d.sha256, chunks=len(d.rows),
+                           tokens=_token_total(d.rows), indexed_at=now) for d in files]
+        self.client.upsert(self.meta_name, rows)
         self._changed()
 
+    def _term_counts(self, sources: Sequence[str]) -> dict[str, dict[str, int]]:
+        """The term counts recorded for `sources`: {source: {token: chunks containing it}}."""
+        out: dict[str, dict[str, int]] = {}
+        for group in _groups(list(sources), 100):
+            rows = self.client.query(
+                self.meta_name, filter=f'kind == "terms" and source in {_filter_literal(list(group))}',
+                output_fields=["source", "data"], limit=16_384,
+            )
+            for row in rows:
+                out.setdefault(row["source"], {}).update(row["data"] or {})
+        return out
+
+    def _statistics_rows(self, changes: Sequence[tuple[str, dict[str, int], dict[str, int]]]) -> list[dict[str, Any]]:
+        """`terms:` rows for each (source, old counts, new counts) and the `df:` rows they change."""
+        delta: dict[str, int] = {}
+        rows = []
+        for source, old, new in changes:
+            for token in old.keys() | new.keys():
+                change = new.get(token, 0) - old.get(token, 0)
+                if change:
+                    delta[token] = delta.get(token, 0) + change
+            parts = _parts(new)
+            stale = max(0, len(_parts(old)) - len(parts))
+            for i, part in enumerate(parts + [{}] * stale):  # emptied parts replace leftover ones
+                rows.append(_meta_row(_terms_key(source, i), "terms", source=source, data=part))
+        current = self._df_rows(sorted(delta))
+        rows += [_meta_row(_df_key(t), "df", df=max(0, current.get(t, 0) + change)) for t, change in sorted(delta.items())]
+        return rows
+
     def delete_source(self, source: str) -> int:
+        """Remove the chunks of `source`, then its counts from the statistics and its record (one request)."""
         removed = self._count_where(_eq("source", source))
         self.client.delete(self.name, filter=_eq("source", source))
-        self.client.delete(self.files_name, filter=_eq("source", source))
+        old = self._term_counts([source]).get(source, {})
+        rows = self._statistics_rows([(source, old, {})])
+        rows.append(_meta_row(_file_key(source), "file", source=source, sha256=""))
+        self.client.upsert(self.meta_name, rows)
         self._changed()
         return removed
 
@@ -516,16 +584,16 @@ class MilvusChunkStore(ChunkStore):
         for source in removed:
             self.delete_source(source)
         if todo:
-            self._index_files(todo, corpus_dir, embedder, max_file_bytes, show_progress, report)
+            self._index_files(todo, stored, corpus_dir, embedder, max_file_bytes, show_progress, report)
         return report
 
-    def _index_files(self, paths: list[Path], corpus_dir: Path, embedder: Embedder, max_file_bytes: int,
+    def _index_files(self, paths: list[Path], recorded: dict[str, str], corpus_dir: Path, embedder: Embedder, max_file_bytes: int,
                      show_progress: bool, report: dict[str, int]) -> None:
         from tqdm import tqdm
 
         batch_size = self.settings.milvus_batch_size
         pending: list[dict[str, Any]] = []   # rows to embed and upsert
-        waiting: list[tuple[str, str, int, int]] = []  # files whose rows are all in `pending` or written
+        waiting: list[_FileDone] = []  # files whose rows are all in `pending` or written
         bar = tqdm(total=len(paths), unit="file", desc="indexing", disable=not show_progress)
 
         def flush() -> None:
@@ -533,28 +601,34 @@ class MilvusChunkStore(ChunkStore):
                 vectors = embedder.encode([row.pop("_embed") for row in pending])
                 for row, vector in zip(pending, vectors):
                     row["vector"] = np.asarray(vector, dtype=np.float32).tolist()
-                self.client.upsert(self.name, pending)
+                stored = [row.pop("_stored") for row in pending]
+                fresh = [row for row, was in zip(pending, stored) if not was]
+                if fresh:  # keys not in the collection: a plain insert, much cheaper than an upsert
+                    self.client.insert(self.name, fresh)
+                if len(fresh) < len(pending):
+                    self.client.upsert(self.name, [row for row, was in zip(pending, stored) if was])
                 report["embedded"] += len(pending)
                 pending.clear()
-            for source, sha, n, tokens in waiting:
-                self._finish_file(source, sha, n, tokens)
+            if waiting:
+                self._commit(waiting)
             bar.update(len(waiting))
             waiting.clear()
 
         try:
             for group in _groups(paths, 64):
                 docs = [d for d in (read_document(p, corpus_dir, max_bytes=max_file_bytes) for p in group) if d is not None]
-                present = self._present({d.source for d in docs})
+                present, versions = self._present({d.source for d in docs})
                 for doc in docs:
                     rows = _rows(self._chunks(doc), doc.sha256)
                     for row in rows:
                         if present.get(row["id"]) == doc.sha256:
                             report["reused"] += 1  # stored by an earlier, interrupted run
                             continue
-                        pending.append(row)
+                        pending.append({**row, "_stored": row["id"] in present})
                         if len(pending) >= batch_size:
                             flush()  # finishes the files before this one; this one is not waiting yet
-                    waiting.append((doc.source, doc.sha256, len(rows), _token_total(rows)))
+                    replaces = doc.source in recorded or bool(versions.get(doc.source, set()) - {doc.sha256})
+                    waiting.append(_FileDone(doc.source, doc.sha256, [{"tokens": r["tokens"]} for r in rows], replaces))
                     bar.set_postfix(chunks=report["embedded"] + len(pending), refresh=False)
             flush()
         finally:
@@ -565,20 +639,23 @@ class MilvusChunkStore(ChunkStore):
             doc, max_chunk_chars=self.settings.max_chunk_chars, max_heading_words=self.settings.max_heading_words
         )
 
-    def _present(self, sources: set[str]) -> dict[str, str]:
-        """Keys already stored for `sources` → the file version they belong to."""
+    def _present(self, sources: set[str]) -> tuple[dict[str, str], dict[str, set[str]]]:
+        """Keys already stored for `sources` → the file version they belong to; and the versions per source."""
         if not sources:
-            return {}
+            return {}, {}
         iterator = self.client.query_iterator(
-            self.name, batch_size=1000, filter=f"source in {_filter_literal(sorted(sources))}", output_fields=["id", "file_sha"],
+            self.name, batch_size=1000, filter=f"source in {_filter_literal(sorted(sources))}", output_fields=["id", "source", "file_sha"],
         )
-        out = {}
+        out: dict[str, str] = {}
+        versions: dict[str, set[str]] = {}
         try:
             while batch := iterator.next():
-                out.update((row["id"], row["file_sha"]) for row in batch)
+                for row in batch:
+                    out[row["id"]] = row["file_sha"]
+                    versions.setdefault(row["source"], set()).add(row["file_sha"])
         finally:
             iterator.close()
-        return out
+        return out, versions
 
     def close(self) -> None:
         self.client.close()
@@ -615,6 +692,62 @@ class _RowCache:
 
 def _hit_rows(hits: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**hit["entity"], "id": hit["id"]} for hit in hits]
+
+
+@dataclass
+class _FileDone:
+    """A file whose chunk rows are all written: what `_commit` records. `rows` need only `tokens`.
+
+    `replaces`: the collection may hold an earlier version of the file (rows or a record).
+    """
+
+    source: str
+    sha256: str
+    rows: list[dict[str, Any]]
+    replaces: bool = True
+
+
+def _term_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """{token: how many of these rows contain it}."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        for token in set(row["tokens"].split()):
+            counts[token] = counts.get(token, 0) + 1
+    return counts
+
+
+def _parts(counts: dict[str, int]) -> list[dict[str, int]]:
+    """`counts` cut into dicts whose JSON stays under `TERMS_PART_BYTES` (no part for no counts)."""
+    parts: list[dict[str, int]] = []
+    current: dict[str, int] = {}
+    size = 2
+    for token, n in sorted(counts.items()):
+        item = len(json.dumps({token: n}, ensure_ascii=False).encode("utf-8"))
+        if current and size + item > TERMS_PART_BYTES:
+            parts.append(current)
+            current, size = {}, 2
+        current[token] = n
+        size += item
+    return parts + [current] if current else parts
+
+
+def _file_key(source: str) -> str:
+    return "file:" + sha256_hex(source)
+
+
+def _terms_key(source: str, part: int) -> str:
+    return f"terms:{sha256_hex(source)}:{part}"
+
+
+def _df_key(token: str) -> str:
+    """`df:<token>`; tokens too long for the key field are hashed."""
+    return "df:" + token if len(token.encode("utf-8")) <= 200 else "df#" + sha256_hex(token)
+
+
+def _meta_row(key: str, kind: str, *, source: str = "", sha256: str = "", chunks: int = 0, tokens: int = 0,
+              df: int = 0, data: dict[str, int] | None = None, indexed_at: str = "") -> dict[str, Any]:
+    return {"key": key, "kind": kind, "source": source, "sha256": sha256, "chunks": chunks, "tokens": tokens, "df": df,
+            "data": data or {}, "indexed_at": indexed_at, "dummy": [0.0, 0.0]}
 
 
 def _groups(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
