@@ -435,11 +435,14 @@ class MilvusChunkStore(ChunkStore):
     def _df_rows(self, tokens: Sequence[str]) -> dict[str, int]:
         """Stored document frequencies of `tokens` (absent tokens are left out)."""
         by_key = {_df_key(t): t for t in tokens}
+        return {by_key[key]: int(row["df"]) for key, row in self._meta_rows(list(by_key), ["df"]).items()}
+
+    def _meta_rows(self, keys: Sequence[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        """`<name>_meta` rows by key, 1,000 keys a request."""
         out = {}
-        keys = list(by_key)
         for start in range(0, len(keys), 1000):
-            for row in self.client.query(self.meta_name, ids=keys[start : start + 1000], output_fields=["key", "df"]):
-                out[by_key[row["key"]]] = int(row["df"])
+            for row in self.client.query(self.meta_name, ids=list(keys[start : start + 1000]), output_fields=["key", *fields]):
+                out[row["key"]] = row
         return out
 
     def sources(self) -> dict[str, str]:
@@ -482,13 +485,20 @@ class MilvusChunkStore(ChunkStore):
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         rows = _rows(chunks, sha256)
+        present, versions = self._present({source})
+        recorded = bool(self._meta_rows([_file_key(source)], ["sha256"]).get(_file_key(source), {}).get("sha256"))
         for start in range(0, len(rows), self.settings.milvus_batch_size):
             batch = rows[start : start + self.settings.milvus_batch_size]
             for row, vector in zip(batch, vectors[start : start + len(batch)]):
                 del row["_embed"]
                 row["vector"] = np.asarray(vector, dtype=np.float32).tolist()
-            self.client.upsert(self.name, batch)
-        self._commit([_FileDone(source, sha256, rows, replaces=True)])
+            fresh = [row for row in batch if row["id"] not in present]
+            if fresh:  # a plain insert is much cheaper than an upsert, which reads each row first
+                self.client.insert(self.name, fresh)
+            if len(fresh) < len(batch):
+                self.client.upsert(self.name, [row for row in batch if row["id"] in present])
+        replaces = recorded or bool(versions.get(source, set()) - {sha256})
+        self._commit([_FileDone(source, sha256, [{"tokens": r["tokens"]} for r in rows], replaces)])
 
     def _commit(self, files: Sequence["_FileDone"]) -> None:
         """Record `files` as indexed (their chunk rows are all written): the commit point.
