@@ -12,6 +12,10 @@ of process and interleaved with it, so that load from other processes falls on b
 * `scale`: synthetic corpora of 10k–1M chunks: build time, memory, query latency and
   recall@10 of each FAISS index kind against exact search, and the whole retrieval step
   (dense + BM25 + fusion, without the encoder) on top of it.
+* `milvus` (not run by default: long): the same synthetic corpora in Milvus Lite through
+  `MilvusChunkStore` and in the FAISS index (exact and HNSW with Milvus's parameters), each
+  in a process of its own: build time until searchable, peak memory, size on disk, dense and
+  hybrid latency, dense recall@10, and hybrid top 10 against hybrid over exact FAISS.
 
 Synthetic vectors come in two distributions. `random` (i.i.d. unit vectors) is the worst case
 for approximate search: nothing is close to anything. `topical` imitates all-MiniLM-L6-v2
@@ -56,7 +60,8 @@ from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-PARTS = ("latency", "cold", "indexing", "scale")
+PARTS = ("latency", "cold", "indexing", "scale")  # what runs by default
+ALL_PARTS = (*PARTS, "milvus")
 DISTRIBUTIONS = ("topical", "random")
 KINDS = ("flat", "hnsw")  # what `FaissStore` builds
 HNSW_PARAMS = ("m", "efc", "ef")  # HNSW's M, efConstruction and efSearch
@@ -169,6 +174,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, RAM, load and library versions: what the figures depend on."""
     cpu = platform.processor() or "unknown"
@@ -180,11 +192,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    for name in ("cited-health-assistant", "numpy", "faiss-cpu", "torch", "sentence-transformers", "bm25s"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
+    versions.update((name, _version(name)) for name in ("cited-health-assistant", "numpy", "faiss-cpu", "torch", "sentence-transformers", "bm25s"))
     try:
         import psutil
 
@@ -732,6 +740,444 @@ def _auto_kind(settings: Settings, n: int) -> str:
     return resolve_index_kind(settings, n)
 
 
+# --- milvus: Milvus Lite against FAISS on the same vectors -----------------------------------------
+
+#: The engines the `milvus` part compares, each built and searched in a process of its own.
+MILVUS_ENGINES = ("faiss-flat", "faiss-hnsw", "milvus-lite")
+ENGINE_LABELS = {"faiss-flat": "FAISS flat (exact)", "faiss-hnsw": "FAISS HNSW", "milvus-lite": "Milvus Lite HNSW"}
+#: Chunks per synthetic file given to `MilvusChunkStore.add`. The store writes a file with one
+#: delete-by-filter and one file record besides its rows, so the number of files, not only of
+#: chunks, sets Milvus's build time (docs/benchmarks.md, "Milvus Lite vs FAISS").
+MILVUS_FILE_CHUNKS = 1000
+MILVUS_WARMUP = 5
+
+
+@dataclass
+class SyntheticCorpus:
+    """The same synthetic corpus in every engine's process: `topical` vectors, texts, queries and exact neighbours."""
+
+    n: int
+    vectors: np.ndarray
+    texts: list[str]
+    query_vectors: np.ndarray
+    query_texts: list[str]
+    truth: np.ndarray
+    file_chunks: int
+    doc_size: int
+
+    @classmethod
+    def make(
+        cls, n: int, queries: int, vocabulary: tuple[list[str], np.ndarray], *, k: int = 10, seed: int = 0,
+        file_chunks: int = MILVUS_FILE_CHUNKS,
+    ) -> "SyntheticCorpus":
+        import faiss
+
+        gen = SyntheticVectors("topical", n=n, seed=seed)
+        vectors, query_vectors = gen.corpus(), gen.queries(queries)
+        _, truth = faiss.knn(query_vectors, vectors, min(k, n), metric=faiss.METRIC_INNER_PRODUCT)
+        texts = synthetic_texts(n, *vocabulary, seed=seed)
+        return cls(n, vectors, texts, query_vectors, synthetic_queries(texts, queries, seed=seed + 1), truth,
+                   file_chunks, gen.doc_size)
+
+    def digest(self) -> str:
+        """sha256 of the vectors, texts and queries: equal in every process that made the same corpus."""
+        import hashlib
+
+        h = hashlib.sha256(self.vectors.tobytes())
+        h.update(self.query_vectors.tobytes())
+        for text in (*self.texts, *self.query_texts):
+            h.update(text.encode("utf-8") + b"\0")
+        return h.hexdigest()
+
+    def files(self) -> Iterator[tuple[str, str, list[Any], np.ndarray]]:
+        """(source, sha256, chunks, vectors) per synthetic file of `file_chunks` chunks, in order.
+
+        A chunk's id is its row; its section is its 9-chunk document, so a chunk's neighbour
+        (the chunk before it in the same section) is the same as in the `scale` part.
+        """
+        from assistant.corpus import sha256_hex
+        from assistant.models import Chunk
+
+        for first in range(0, self.n, self.file_chunks):
+            source = f"synthetic/{first // self.file_chunks:06d}.txt"
+            chunks, offset = [], 0
+            for i in range(first, min(self.n, first + self.file_chunks)):
+                text = self.texts[i]
+                chunks.append(Chunk(id=i, source=source, section=f"document {i // self.doc_size}", kind="sentence",
+                                    start=offset, end=offset + len(text), text=text, block=i // self.doc_size))
+                offset += len(text) + 1
+            yield source, sha256_hex("\n".join(c.text for c in chunks)), chunks, self.vectors[first : first + len(chunks)]
+
+
+class MemoryWatch:
+    """Peak resident memory of this process and of any child process, from `start` on.
+
+    The process's own peak is the kernel's (`VmHWM`, reset at `start` through
+    `/proc/self/clear_refs`); a thread also samples this process and its children every
+    `interval` seconds, which is how a child process (a server an engine might spawn) is counted.
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import threading
+
+        self.interval = interval
+        self.peak_mb = self.children_peak_mb = 0.0
+        self.children: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._reset_hwm = False
+
+    def start(self) -> "MemoryWatch":
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # the kernel's peak RSS starts again from the current RSS
+            self._reset_hwm = True
+        except OSError:
+            pass
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while True:
+            children_mb = 0.0
+            for child in me.children(recursive=True):
+                try:
+                    children_mb += child.memory_info().rss / 2**20
+                    self.children.add(child.name())
+                except psutil.Error:
+                    pass
+            self.children_peak_mb = max(self.children_peak_mb, children_mb)
+            self.peak_mb = max(self.peak_mb, me.memory_info().rss / 2**20 + children_mb)
+            if self._stop.wait(self.interval):
+                return
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        own = peak_rss_mb() if self._reset_hwm else 0.0
+        return {
+            "peak_rss_mb": round(max(self.peak_mb, own + self.children_peak_mb), 1),
+            "child_processes": sorted(self.children),
+            "children_peak_mb": round(self.children_peak_mb, 1),
+        }
+
+
+def folder_mb(path: Path) -> float:
+    """The size of the file `path`, or of the files under the folder `path`, in MiB."""
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return round(sum(f.stat().st_size for f in files) / 2**20, 1)
+
+
+def _search_options(settings: Settings) -> dict[str, Any]:
+    """The hybrid search the assistant runs (`Retriever.search`), as `ChunkStore.hybrid` takes it."""
+    return {"fusion": settings.fusion, "alpha": settings.alpha, "rrf_k": settings.rrf_k, "neighbour_weight": settings.neighbour_weight}
+
+
+def time_engine_queries(store: Any, corpus: SyntheticCorpus, settings: Settings, *, k: int = 10) -> dict[str, Any]:
+    """Single-query dense and hybrid search on a `ChunkStore`, query vectors given, interleaved.
+
+    The first query of each kind is timed apart (`first_*_ms`: caches and lazily built
+    structures), then `MILVUS_WARMUP` queries warm up, then every query is timed. Returns the
+    latency summaries, recall@k of the dense top k against exact search, and the hybrid top k
+    as chunk ids (for the overlap with exact FAISS, which the caller computes).
+    """
+    options = _search_options(settings)
+    vectors, texts = corpus.query_vectors, corpus.query_texts
+
+    def dense(i: int) -> list[Any]:
+        return store.dense(vectors[i], k)
+
+    def hybrid(i: int) -> list[Any]:
+        return store.hybrid(texts[i], vectors[i], settings.candidates, **options)
+
+    first = {}
+    for name, search in (("dense", dense), ("hybrid", hybrid)):
+        started = time.perf_counter()
+        search(0)
+        first[f"first_{name}_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    for i in range(1, min(MILVUS_WARMUP, len(vectors))):
+        dense(i)
+        hybrid(i)
+    times: dict[str, list[float]] = {"dense": [], "hybrid": []}
+    found: dict[str, list[Any]] = {"dense": [None] * len(vectors), "hybrid": [None] * len(vectors)}
+    for i, dense_first in interleaved(len(vectors), 1):
+        for name, search in (("dense", dense), ("hybrid", hybrid)) if dense_first else (("hybrid", hybrid), ("dense", dense)):
+            started = time.perf_counter()
+            found[name][i] = search(i)
+            times[name].append(time.perf_counter() - started)
+    dense_ids = []
+    for pairs in found["dense"]:  # keys to chunk ids, outside the timing
+        records = store.records([key for key, _ in pairs])
+        dense_ids.append([records[key].chunk.id for key, _ in pairs if key in records])
+    return {
+        "dense": summarize(times["dense"]),
+        "hybrid": summarize(times["hybrid"]),
+        **first,
+        "recall_at_k": recall_at_k(dense_ids, corpus.truth, min(k, corpus.n)),
+        "hybrid_top": [[hit.chunk.id for hit in hits[:k]] for hits in found["hybrid"]],
+    }
+
+
+def _build_faiss_engine(
+    kind: str, corpus: SyntheticCorpus, settings: Settings, folder: Path, show_progress: bool
+) -> tuple[Any, None, dict[str, Any]]:
+    """The FAISS `Index` the assistant loads (chunks, `FaissStore`, BM25), built from the corpus, then saved."""
+    from assistant.index import Index, save_index
+    from assistant.lexical import LexicalIndex
+
+    spec = "flat" if kind == "flat" else (
+        f"hnsw:m={settings.milvus_hnsw_m}:efc={settings.milvus_ef_construction}:ef={settings.milvus_ef_search}"
+    )
+    started = time.perf_counter()
+    chunks = [chunk for _, _, file_chunks, _ in corpus.files() for chunk in file_chunks]
+    lexical = LexicalIndex.build([c.embedding_text() for c in chunks])
+    text_s = time.perf_counter() - started
+    store, vectors_s = build_store(spec, corpus.vectors, show_progress=show_progress)
+    index = Index(manifest={"dimension": DIMENSION, "index_kind": kind}, chunks=chunks, store=store, bm25=lexical)
+    build_s = time.perf_counter() - started
+    started = time.perf_counter()
+    save_index(index, folder)
+    save_s = time.perf_counter() - started
+    data = folder / index.manifest["data"]
+    return index, None, {
+        "build_s": round(build_s, 2),
+        "steps_s": {"chunks_and_bm25": round(text_s, 2), "vectors": round(vectors_s, 2)},
+        "save_s": round(save_s, 2),
+        "disk_mb": folder_mb(folder),
+        "vector_file_mb": folder_mb(data / "vectors.faiss"),
+    }
+
+
+def _lite_collection(uri: str, name: str) -> Any:
+    """The Milvus Lite collection object behind `uri`, when Milvus Lite serves it in this process, else None."""
+    try:
+        from milvus_lite import server_manager_instance
+
+        _, db, _ = server_manager_instance._servers[str(Path(uri).resolve())]
+        return db.get_collection(name)
+    except (ImportError, AttributeError, KeyError, ValueError):
+        return None
+
+
+def _unindexed_segments(collection: Any) -> tuple[int, int]:
+    """(segments, segments without their vector index) of a Milvus Lite collection."""
+    segments = [s for s in collection._segments_snapshot() if s.num_rows]
+    return len(segments), sum("vector" not in s.indexes for s in segments)
+
+
+class CallTimes:
+    """Adds up the seconds a client spends in some of its methods, per method and collection."""
+
+    def __init__(self, client: Any, methods: Sequence[str], name: str) -> None:
+        self.seconds: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+        for method in methods:
+            setattr(client, method, self._wrap(method, getattr(client, method), name))
+
+    def _wrap(self, method: str, call: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def timed(collection: str, *args: Any, **kwargs: Any) -> Any:  # collection `name` is "chunks", `name`_x is "x"
+            key = f"{method} {'chunks' if collection == name else collection.removeprefix(name + '_')}"
+            started = time.perf_counter()
+            try:
+                return call(collection, *args, **kwargs)
+            finally:
+                self.seconds[key] += time.perf_counter() - started
+                self.calls[key] += 1
+
+        return timed
+
+    def report(self) -> dict[str, dict[str, float]]:
+        """The seconds and calls so far, per method and collection; the counts then start again."""
+        out = {key: {"s": round(self.seconds[key], 2), "calls": self.calls[key]} for key in sorted(self.seconds)}
+        self.seconds.clear()
+        self.calls.clear()
+        return out
+
+
+def _build_milvus_engine(
+    corpus: SyntheticCorpus, settings: Settings, folder: Path, show_progress: bool
+) -> tuple[Any, "CallTimes", dict[str, Any]]:
+    """A Milvus Lite collection filled through `MilvusChunkStore.add`, one call per synthetic file, then
+    flushed, with the build timed until every segment has its HNSW index; the client's calls are timed."""
+    from tqdm import tqdm
+
+    from assistant.stores.milvus_store import MilvusChunkStore
+
+    lite = settings.model_copy(update={
+        "backend": "milvus", "milvus_uri": str(folder / "milvus.db"), "index_dir": folder / "index", "milvus_index_type": "HNSW",
+    })
+    steps: dict[str, float] = {}
+    started = time.perf_counter()
+    store = MilvusChunkStore.open(lite, model="synthetic-topical", dimension=DIMENSION)
+    steps["open"] = time.perf_counter() - started
+    calls = CallTimes(store.client, ("insert", "upsert", "delete", "query", "search"), store.name)
+    mark = time.perf_counter()
+    with tqdm(total=corpus.n, unit="chunk", desc=f"milvus-lite {corpus.n:,}", disable=not show_progress, leave=False) as bar:
+        for source, sha256, chunks, vectors in corpus.files():
+            store.add(source, sha256, chunks, vectors)
+            bar.update(len(chunks))
+    steps["add"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    store.client.flush(store.name)
+    steps["flush"] = time.perf_counter() - mark
+    collection = _lite_collection(lite.milvus_uri, store.name)
+    info: dict[str, Any] = {}
+    if collection is not None:  # Milvus Lite builds segment indexes on a background thread after a flush
+        info["segments"], info["unindexed_segments_after_flush"] = _unindexed_segments(collection)
+        mark = time.perf_counter()
+        collection._wait_for_bg()
+        steps["index_wait"] = time.perf_counter() - mark
+        info["segments"], info["unindexed_segments"] = _unindexed_segments(collection)
+    build_s = time.perf_counter() - started
+    if store.count() != corpus.n:
+        raise RuntimeError(f"Milvus Lite holds {store.count()} chunks, {corpus.n} were added")
+    return store, calls, {
+        "build_s": round(build_s, 2),
+        "steps_s": {name: round(seconds, 2) for name, seconds in steps.items()},
+        "client_s": calls.report(),
+        "disk_mb": folder_mb(folder),
+        "files": -(-corpus.n // corpus.file_chunks),
+        **info,
+    }
+
+
+def _close_milvus(store: Any) -> None:
+    """Close the client and stop the Milvus Lite server this process runs for its file."""
+    from assistant.stores.milvus_store import resolve_uri
+
+    store.close()
+    try:
+        from milvus_lite import server_manager_instance
+
+        server_manager_instance.release_server(resolve_uri(store.settings))
+    except (ImportError, AttributeError):
+        pass
+
+
+def measure_engine(
+    n: int,
+    engine: str,
+    *,
+    queries: int = 200,
+    k: int = 10,
+    vocabulary: tuple[list[str], np.ndarray],
+    settings: Settings | None = None,
+    seed: int = 0,
+    file_chunks: int = MILVUS_FILE_CHUNKS,
+    workdir: Path | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """One engine of `MILVUS_ENGINES` on the synthetic corpus of `n` chunks: build, memory, disk, queries.
+
+    The corpus (vectors, texts, queries, exact neighbours) is made first and the libraries
+    loaded; `inputs_rss_mb` is the RSS then, and `engine_peak_mb` what the engine added on top
+    at its peak (build, save, queries). Run it in a fresh process (`bench_milvus` does).
+    """
+    if engine not in MILVUS_ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(MILVUS_ENGINES)}")
+    import hashlib
+
+    import psutil
+
+    from assistant.lexical import LexicalIndex
+
+    settings = settings or Settings()
+    started = time.perf_counter()
+    corpus = SyntheticCorpus.make(n, queries, vocabulary, k=k, seed=seed, file_chunks=file_chunks)
+    row: dict[str, Any] = {"engine": engine, "inputs_sha256": corpus.digest(), "setup_s": round(time.perf_counter() - started, 1)}
+    LexicalIndex.build(["load the libraries first, so that their memory is not counted as the engine's"])
+    if engine == "milvus-lite":
+        import pymilvus  # noqa: F401
+        import milvus_lite  # noqa: F401
+        from assistant.stores import milvus_store
+
+        row["store_sha256"] = hashlib.sha256(Path(milvus_store.__file__).read_bytes()).hexdigest()[:12]
+    release_memory()
+    row["inputs_rss_mb"] = round(rss_mb(), 1)
+    watch = MemoryWatch().start()
+    store = None
+    with tempfile.TemporaryDirectory(prefix=f"bench-{engine}-", dir=workdir) as tmp:
+        try:
+            if engine == "milvus-lite":
+                store, calls, built = _build_milvus_engine(corpus, settings, Path(tmp), show_progress)
+            else:
+                store, calls, built = _build_faiss_engine(engine.split("-")[1], corpus, settings, Path(tmp), show_progress)
+            row.update(built)
+            row["chunks_per_s"] = round(n / built["build_s"], 1) if built["build_s"] else float("nan")
+            row.update(time_engine_queries(store, corpus, settings, k=k))
+            if calls is not None:  # Milvus: where the query time went, searches and queries (counts, rows by key)
+                row["query_client_s"] = calls.report()
+            row["engine_rss_mb"] = round(rss_mb() - row["inputs_rss_mb"], 1)
+            row["threads"] = psutil.Process().num_threads()  # Milvus Lite serves gRPC from threads of this process
+        finally:
+            memory = watch.stop()
+            if engine == "milvus-lite" and store is not None:
+                _close_milvus(store)
+    row.update(memory)
+    row["engine_peak_mb"] = round(memory["peak_rss_mb"] - row["inputs_rss_mb"], 1)
+    return row
+
+
+def bench_milvus(
+    sizes: Sequence[int],
+    *,
+    engines: Sequence[str] = MILVUS_ENGINES,
+    queries: int = 200,
+    k: int = 10,
+    vocabulary: tuple[list[str], np.ndarray],
+    settings: Settings | None = None,
+    file_chunks: int = MILVUS_FILE_CHUNKS,
+    workdir: Path | None = None,
+    isolate: bool = True,
+    show_progress: bool = False,
+    on_case: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """`measure_engine` for every size and engine, each in a fresh process unless `isolate=False`.
+
+    Every engine gets the same corpus (checked by its digest); hybrid results are compared
+    with those over exact FAISS (`faiss-flat`, when it is among the engines). An engine whose
+    process fails gets a row with the `error` and the seconds it ran; the others are kept.
+    """
+    settings = settings or Settings()
+    run = _in_fresh_process if isolate else (lambda fn, *a, **kw: fn(*a, **kw))
+    cases = []
+    for n in sizes:
+        case: dict[str, Any] = {"n": n, "distribution": "topical", "queries": queries, "k": k, "file_chunks": file_chunks,
+                                "vectors_mb": round(n * DIMENSION * 4 / 2**20, 1), "engines": {}}
+        for engine in engines:
+            logger.info("milvus: %s, %d chunks", engine, n)
+            started = time.perf_counter()
+            try:
+                row = run(measure_engine, n, engine, queries=queries, k=k, vocabulary=vocabulary, settings=settings,
+                          file_chunks=file_chunks, workdir=workdir, show_progress=show_progress)
+            except Exception as exc:  # a crashed or killed engine process (BrokenProcessPool) ends its row only
+                logger.warning("milvus: %s at %d chunks failed: %s", engine, n, exc)
+                row = {"engine": engine, "error": f"{type(exc).__name__}: {exc}"}
+            row["wall_s"] = round(time.perf_counter() - started, 1)
+            case["engines"][engine] = row
+        digests = {row.pop("inputs_sha256") for row in case["engines"].values() if "error" not in row}
+        if len(digests) != 1:
+            raise RuntimeError(f"the engines of the {n:,}-chunk case were given different corpora")
+        case["inputs_sha256"] = digests.pop() if digests else None
+        reference = case["engines"].get("faiss-flat", {}).get("hybrid_top")
+        for name, row in case["engines"].items():
+            if reference is not None and name != "faiss-flat" and "hybrid_top" in row:
+                row["hybrid_overlap_at_k"] = recall_at_k(row["hybrid_top"], reference, k)  # share of exact FAISS's top k
+        for row in case["engines"].values():
+            row.pop("hybrid_top", None)
+        cases.append(case)
+        if on_case is not None:
+            on_case(case)
+    return {
+        "cases": cases,
+        "hnsw": {"m": settings.milvus_hnsw_m, "ef_construction": settings.milvus_ef_construction, "ef_search": settings.milvus_ef_search},
+        "hybrid": {"k": settings.candidates, **_search_options(settings)},
+        "versions": {name: _version(name) for name in ("pymilvus", "milvus-lite", "faiss-cpu", "pyarrow", "grpcio")},
+    }
+
+
 # --- running the parts --------------------------------------------------------------------------
 
 
@@ -749,15 +1195,16 @@ class BenchOptions:
     distributions: Sequence[str] = ("topical",)
     kinds: Sequence[str] = ("flat", "hnsw")
     queries: int = 200
+    file_chunks: int = MILVUS_FILE_CHUNKS
     show_progress: bool = False
     on_case: Callable[[dict[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
-        for name, values, known in (("part", self.parts, PARTS), ("distribution", self.distributions, DISTRIBUTIONS)):
+        for name, values, known in (("part", self.parts, ALL_PARTS), ("distribution", self.distributions, DISTRIBUTIONS)):
             unknown = [v for v in values if v not in known]
             if unknown:
                 raise ValueError(f"unknown {name} {unknown}; choose from {', '.join(known)}")
-        for name in ("rounds", "runs", "indexing_docs", "queries"):
+        for name in ("rounds", "runs", "indexing_docs", "queries", "file_chunks"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for spec in self.kinds:
@@ -841,20 +1288,37 @@ class BenchSession:
         source = f"{self.options.beir} (first {self.options.indexing_docs} documents)" if self.beir is not None else settings.corpus_dir
         return {**result, "corpus": str(source)}
 
-    def run_scale(self) -> dict[str, Any]:
+    @cached_property
+    def vocabulary(self) -> tuple[list[str], np.ndarray]:
+        """The words of the synthetic texts: those of `options.beir`, else of the settings' corpus."""
         from assistant.corpus import load_corpus
 
         if self.beir is not None:
             texts = self.beir.documents()
         else:
             texts = [d.text for d in load_corpus(self.settings.corpus_dir, max_bytes=self.settings.max_file_bytes)]
+        return word_distribution(texts)
+
+    def run_scale(self) -> dict[str, Any]:
         return bench_scale(
             self.options.sizes,
             distributions=self.options.distributions,
             kinds=self.options.kinds,
             queries=self.options.queries,
-            vocabulary=word_distribution(texts),
+            vocabulary=self.vocabulary,
             settings=self.settings,
+            show_progress=self.options.show_progress,
+            on_case=self.options.on_case,
+        )
+
+    def run_milvus(self) -> dict[str, Any]:
+        return bench_milvus(
+            self.options.sizes,
+            queries=self.options.queries,
+            vocabulary=self.vocabulary,
+            settings=self.settings,
+            file_chunks=self.options.file_chunks,
+            workdir=self.workdir,
             show_progress=self.options.show_progress,
             on_case=self.options.on_case,
         )
@@ -964,11 +1428,38 @@ def render_scale_table(scale: dict[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+def render_milvus_table(milvus: dict[str, Any]) -> list[str]:
+    rows = []
+    for case in milvus["cases"]:
+        for engine, row in case["engines"].items():
+            if "error" in row:
+                rows.append([f"{case['n']:,}", ENGINE_LABELS.get(engine, engine), f"failed after {row['wall_s']:.0f} s: {row['error']}"])
+                continue
+            rows.append([
+                f"{case['n']:,}", ENGINE_LABELS.get(engine, engine), f"{row['build_s']:.1f}", f"{row['chunks_per_s']:,.0f}",
+                f"{row['save_s']:.1f}" if "save_s" in row else "–", f"{row['disk_mb']:.0f}", f"{row['peak_rss_mb']:.0f}",
+                f"{row['engine_peak_mb']:.0f}", " / ".join(_ms(row["dense"])), f"{row['recall_at_k']:.3f}",
+                " / ".join(_ms(row["hybrid"])), f"{row['first_hybrid_ms']:.0f}", row.get("hybrid_overlap_at_k", "–"),
+            ])
+    hnsw, hybrid = milvus["hnsw"], milvus["hybrid"]
+    first = milvus["cases"][0] if milvus["cases"] else {"queries": "?", "file_chunks": "?"}
+    title = (
+        f"Milvus Lite vs FAISS: topical vectors, {first['queries']} single queries (vectors given, no encoder), "
+        f"{first['file_chunks']} chunks per file; HNSW M={hnsw['m']}, efConstruction={hnsw['ef_construction']}, "
+        f"ef={hnsw['ef_search']}; hybrid k={hybrid['k']}, {hybrid['fusion']}, alpha {hybrid['alpha']}, "
+        f"neighbour weight {hybrid['neighbour_weight']}. pymilvus {milvus['versions']['pymilvus']}, "
+        f"milvus-lite {milvus['versions']['milvus-lite']}."
+    )
+    header = ["chunks", "engine", "build s", "chunks/s", "+ save s", "on disk MiB", "peak RSS MiB", "engine MiB",
+              "dense p50 / p95 ms", "recall@10", "hybrid p50 / p95 ms", "1st hybrid ms", "hybrid top-10 vs exact FAISS"]
+    return [title, "", *_table(header, rows)]
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """The results as Markdown tables, as they go into docs/benchmarks.md."""
     out: list[str] = []
     for key, render in (("machine", _machine_lines), ("latency", _latency_lines), ("cold", _cold_lines),
-                        ("indexing", _indexing_lines), ("scale", render_scale_table)):
+                        ("indexing", _indexing_lines), ("scale", render_scale_table), ("milvus", render_milvus_table)):
         if key in results:
             out += render(results[key])
     return "\n".join(out).rstrip() + "\n"
@@ -976,17 +1467,18 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 def merge_results(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Saved `--json` runs as one: a later run's part replaces an earlier one's, except that scale
-    cases add up, one per (distribution, size), the later run's winning."""
+    and milvus cases add up, one per (distribution, size), the later run's winning."""
     merged: dict[str, Any] = {}
-    cases: dict[tuple[str, int], dict[str, Any]] = {}
+    cases: dict[str, dict[tuple[str, int], dict[str, Any]]] = {"scale": {}, "milvus": {}}
     for run in runs:
         for key, value in run.items():
-            if key == "scale":
-                cases.update({(case["distribution"], case["n"]): case for case in value["cases"]})
+            if key in cases:
+                cases[key].update({(case["distribution"], case["n"]): case for case in value["cases"]})
                 value = {**value, "cases": []}
             merged[key] = value
-    if "scale" in merged:
-        merged["scale"]["cases"] = [cases[key] for key in sorted(cases)]
+    for key, found in cases.items():
+        if key in merged:
+            merged[key]["cases"] = [found[k] for k in sorted(found)]
     return merged
 
 
@@ -997,16 +1489,11 @@ def plot_scale(scale: dict[str, Any], path: Path, *, title: str | None = None) -
     without the encoder (squares). Right: what each index kind holds, the chunks with their BM25
     index, and the peak RSS of the benchmark process (`topical`; `random` needs the same memory).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cases = sorted(scale["cases"], key=lambda c: (c["distribution"], c["n"]))
     kinds = list(dict.fromkeys(kind for case in cases for kind in case["kinds"]))
     colours = {kind: f"C{i}" for i, kind in enumerate(kinds)}
     styles = {"topical": "-", "random": "--"}
-    fig, (latency_ax, memory_ax) = plt.subplots(1, 2, figsize=(12, 5))
+    fig, (latency_ax, memory_ax) = _figure()
     for distribution in [d for d in DISTRIBUTIONS if any(c["distribution"] == d for c in cases)]:
         mine = [c for c in cases if c["distribution"] == distribution]
         for kind in kinds:
@@ -1027,7 +1514,46 @@ def plot_scale(scale: dict[str, Any], path: Path, *, title: str | None = None) -
             memory_ax.plot(sizes, [c["peak_rss_mb"] for c in mine], color="grey", linestyle=":", marker="^",
                            label="peak RSS of the benchmark process")
     latency_ax.axhline(10, color="red", linewidth=0.8, linestyle=":", label="10 ms target at 1M (no encoder)")
-    for ax, name, unit in ((latency_ax, "single-query latency p50, encoder excluded", "ms"), (memory_ax, "memory", "MiB")):
+    return _save_figure(fig, {latency_ax: ("single-query latency p50, encoder excluded", "ms"), memory_ax: ("memory", "MiB")},
+                        path, title)
+
+
+def plot_milvus(milvus: dict[str, Any], path: Path, *, title: str | None = None) -> Path:
+    """Milvus Lite against FAISS, a colour per engine. Left: single-query p50 (line) and p95
+    (dotted) of dense search (circles) and hybrid search (squares). Right: peak RSS of the
+    engine's process (line) and the part of it the engine added to the inputs (dashed)."""
+    cases = sorted(milvus["cases"], key=lambda c: c["n"])
+    engines = list(dict.fromkeys(engine for case in cases for engine in case["engines"]))
+    fig, (latency_ax, memory_ax) = _figure()
+    for i, engine in enumerate(engines):
+        points = [(c["n"], c["engines"][engine]) for c in cases if "error" not in c["engines"].get(engine, {"error": "absent"})]
+        sizes, label, colour = [n for n, _ in points], ENGINE_LABELS.get(engine, engine), f"C{i}"
+        for search, marker in (("dense", "o"), ("hybrid", "s")):
+            latency_ax.plot(sizes, [r[search]["p50_ms"] for _, r in points], color=colour, marker=marker,
+                            label=f"{label}: {search} p50")
+            latency_ax.plot(sizes, [r[search]["p95_ms"] for _, r in points], color=colour, marker=marker, linestyle=":",
+                            alpha=0.6, label=f"{label}: {search} p95")
+        memory_ax.plot(sizes, [r["peak_rss_mb"] for _, r in points], color=colour, marker="o", label=f"{label}: peak RSS")
+        memory_ax.plot(sizes, [r["engine_peak_mb"] for _, r in points], color=colour, marker="^", linestyle="--",
+                       label=f"{label}: added to the inputs")
+    return _save_figure(fig, {latency_ax: ("single-query latency, encoder excluded", "ms"), memory_ax: ("memory", "MiB")},
+                        path, title)
+
+
+def _figure() -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, 2, figsize=(12, 5))
+
+
+def _save_figure(fig: Any, axes: dict[Any, tuple[str, str]], path: Path, title: str | None) -> Path:
+    """Log-log axes titled `name` with `unit`, the figure titled `title`, saved as PNG at `path`."""
+    import matplotlib.pyplot as plt
+
+    for ax, (name, unit) in axes.items():
         ax.set(xscale="log", yscale="log", xlabel="chunks in the corpus", ylabel=unit, title=name)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")

@@ -114,18 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", parents=[common], help="measure speed, memory and scale (prints figures; never fails on them)",
         description="Time warm answers, cold start and indexing against bare model encoding, and FAISS search "
-        "on synthetic corpora of growing size; print Markdown tables (or JSON). Without --index, the index is "
-        "built in a temporary folder.",
+        "on synthetic corpora of growing size; with --only milvus, Milvus Lite against FAISS on the same "
+        "synthetic corpora. Print Markdown tables (or JSON). Without --index, the index is built in a temporary folder.",
     )
     bench.add_argument("--only", default="latency,cold,indexing,scale", metavar="PARTS",
-                       help="comma-separated parts to run: latency, cold, indexing, scale (default: all)")
+                       help="comma-separated parts to run: latency, cold, indexing, scale, milvus "
+                       "(default: all but milvus, which takes long: e.g. --only milvus --sizes 100000,1000000)")
     bench.add_argument("--sizes", default="10000,100000,1000000", metavar="N,N",
-                       help="scale: corpus sizes in chunks (default: 10000,100000,1000000)")
+                       help="scale, milvus: corpus sizes in chunks (default: 10000,100000,1000000)")
     bench.add_argument("--distributions", default="topical", metavar="NAMES",
                        help="scale: synthetic vectors, 'topical' (like real embeddings) and/or 'random' (worst case)")
     bench.add_argument("--kinds", default="flat,hnsw", metavar="KINDS", help="scale: FAISS index kinds to build, as the engine builds them or with HNSW parameters of their own, "
                        "e.g. flat,hnsw,hnsw:m=32:efc=40:ef=128 (default: flat,hnsw)")
-    bench.add_argument("--queries", type=int, default=200, metavar="N", help="scale: queries per corpus (default: 200)")
+    bench.add_argument("--queries", type=int, default=200, metavar="N", help="scale, milvus: queries per corpus (default: 200)")
+    bench.add_argument("--file-chunks", type=int, default=1000, metavar="N",
+                       help="milvus: chunks per synthetic file written with one store.add call (default: 1000)")
     bench.add_argument("--questions", type=Path, metavar="FILE",
                        help="latency: JSONL question set (default: ../shared/eval/dev.jsonl, else tests/fixtures/questions.jsonl)")
     bench.add_argument("--rounds", type=int, default=3, metavar="N", help="latency, indexing: rounds over the questions or builds (default: 3)")
@@ -135,10 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: ../shared/eval/scifact when present, else --corpus)")
     bench.add_argument("--docs", type=int, default=100, metavar="N", help="indexing: documents taken from --beir (default: 100)")
     bench.add_argument("--json", action="store_true", help="print all figures as JSON")
-    bench.add_argument("--plot", type=Path, metavar="PNG", help="scale: also plot latency and memory against size into PNG")
+    bench.add_argument("--plot", type=Path, metavar="PNG", help="scale, milvus: also plot latency and memory against size "
+                       "into PNG (with both parts, the milvus plot goes to PNG's name ending in -milvus)")
     bench.add_argument("--from-json", type=Path, nargs="+", metavar="FILE",
                        help="run nothing: render saved --json output, e.g. to rebuild the docs (a later file's "
-                       "part replaces an earlier one's; scale cases add up, one per distribution and size)")
+                       "part replaces an earlier one's; scale and milvus cases add up, one per distribution and size)")
     return parser
 
 
@@ -361,8 +365,9 @@ def _bench_results(args: argparse.Namespace) -> dict:
             parts=_names(args.only), questions=args.questions or next((p for p in DEFAULT_QUESTIONS if p.exists()), None),
             rounds=args.rounds, runs=args.runs, beir=beir, indexing_docs=args.docs, sizes=sizes,
             distributions=_names(args.distributions), kinds=_names(args.kinds), queries=args.queries,
-            show_progress=not args.quiet and sys.stderr.isatty(),
-            on_case=lambda case: say(f"bench: scale, {case['distribution']} {case['n']:,} chunks done"),
+            file_chunks=args.file_chunks, show_progress=not args.quiet and sys.stderr.isatty(),
+            on_case=lambda case: say(f"bench: {'milvus' if 'engines' in case else 'scale'}, {case['distribution']} "
+                                     f"{case['n']:,} chunks done"),
         )
     except ValueError as exc:
         raise CliError(str(exc), EXIT_BAD_INPUT) from exc
@@ -374,7 +379,7 @@ def _bench_results(args: argparse.Namespace) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from assistant.bench import merge_results, plot_scale, render_markdown
+    from assistant.bench import merge_results, plot_milvus, plot_scale, render_markdown
 
     if args.from_json:
         runs = []
@@ -386,10 +391,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         results = merge_results(runs)
     else:
         results = _bench_results(args)
+    machine = results.get("machine", {})
+    title = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('ram_gib', '?')} GiB RAM"
     if args.plot is not None and "scale" in results:
-        machine = results.get("machine", {})
-        title = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('ram_gib', '?')} GiB RAM"
         plot_scale(results["scale"], args.plot, title=f"{title}; solid: topical vectors, dashed: random vectors")
+    if args.plot is not None and "milvus" in results:
+        path = args.plot.with_name(f"{args.plot.stem}-milvus{args.plot.suffix}") if "scale" in results else args.plot
+        plot_milvus(results["milvus"], path, title=f"Milvus Lite vs FAISS, same topical vectors; {title}")
     print(json.dumps(results, sort_keys=True, indent=2) if args.json else render_markdown(results), end="" if not args.json else "\n")
     return EXIT_OK
 
