@@ -815,6 +815,7 @@ class MemoryWatch:
     The process's own peak is the kernel's (`VmHWM`, reset at `start` through
     `/proc/self/clear_refs`); a thread also samples this process and its children every
     `interval` seconds, which is how a child process (a server an engine might spawn) is counted.
+    Children that were already running at `start` (a pool's resource tracker) are not the engine's.
     """
 
     def __init__(self, interval: float = 0.1) -> None:
@@ -826,8 +827,12 @@ class MemoryWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._reset_hwm = False
+        self._before: set[int] = set()
 
     def start(self) -> "MemoryWatch":
+        import psutil
+
+        self._before = {child.pid for child in psutil.Process().children(recursive=True)}
         try:
             Path("/proc/self/clear_refs").write_text("5")  # the kernel's peak RSS starts again from the current RSS
             self._reset_hwm = True
@@ -843,6 +848,8 @@ class MemoryWatch:
         while True:
             children_mb = 0.0
             for child in me.children(recursive=True):
+                if child.pid in self._before:
+                    continue
                 try:
                     children_mb += child.memory_info().rss / 2**20
                     self.children.add(child.name())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,19 @@ def test_a_failed_engine_keeps_the_other_rows(monkeypatch) -> None:
     rows = result["cases"][0]["engines"]
     assert rows["milvus-lite"]["error"] == "RuntimeError: killed" and rows["faiss-flat"]["recall_at_k"] == 1.0
     assert "| 300 | Milvus Lite HNSW | failed after" in bench.render_markdown({"milvus": result})
+
+
+def test_memory_watch_counts_new_child_processes_only() -> None:
+    import subprocess
+
+    earlier = subprocess.Popen(["sleep", "5"])  # running before the watch starts: not the engine's
+    try:
+        watch = bench.MemoryWatch(interval=0.02).start()
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+        child.wait()
+        memory = watch.stop()
+    finally:
+        earlier.kill()
+        earlier.wait()
+    assert memory["child_processes"] and "sleep" not in memory["child_processes"] and memory["children_peak_mb"] > 0
+    assert memory["peak_rss_mb"] >= bench.rss_mb() * 0.5
