@@ -595,6 +595,9 @@ class MilvusChunkStore(ChunkStore):
             self.delete_source(source)
         if todo:
             self._index_files(todo, stored, corpus_dir, embedder, max_file_bytes, show_progress, report)
+        if removed or todo:  # seal what was written, so searches use indexed segments, not the write buffer
+            self.client.flush(self.name)
+            self.client.flush(self.meta_name)
         return report
 
     def _index_files(self, paths: list[Path], recorded: dict[str, str], corpus_dir: Path, embedder: Embedder, max_file_bytes: int,
