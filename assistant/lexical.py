@@ -170,10 +170,6 @@ class LexicalIndex:
             return np.zeros(self.count(), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
 
-    def top(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of the `k` highest positive scores for `query`, best first, ties by id."""
-        return top_positive(self.scores(query), k)
-
     def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
         """How many chunks contain each stemmed token (0 for tokens the corpus never uses)."""
         indptr = self._bm25.scores["indptr"]
@@ -182,20 +178,6 @@ class LexicalIndex:
             tid = self.vocab.get(token)
             out[token] = 0 if tid is None else int(indptr[tid + 1] - indptr[tid])
         return out
-
-    def idf(self, token: str) -> float:
-        """BM25's idf of a stemmed token; a token the corpus never uses gets the highest possible."""
-        return idf(self.document_frequencies([token])[token], self.count())
-
-    def coverage(self, query: str) -> float:
-        """`coverage` of the query's tokens against this index."""
-        tokens = tokenize(query)
-        return coverage(tokens, self.document_frequencies(tokens), self.count())
-
-    def names_known(self, query: str) -> bool:
-        """True when the query names something (see `named_terms`) and the corpus uses every such name."""
-        names = named_terms(query)
-        return bool(names) and all(name in self.vocab for name in names)
 
     def count(self) -> int:
         return int(self._bm25.scores["num_docs"])
