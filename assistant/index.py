@@ -132,19 +132,22 @@ class Index(ChunkStore):
             raise ValueError(f"add takes the chunks of {source!r} only")
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        self.delete_source(source)
-        kept = self.store.vectors(np.arange(self.count()))
-        self._rebuild(self.chunks + list(chunks), np.concatenate([kept, np.asarray(vectors, dtype=np.float32)]))
+        keep = self._others(source)
+        kept = self.store.vectors(np.asarray(keep, dtype=np.int64))
+        self._rebuild([self.chunks[i] for i in keep] + list(chunks), np.concatenate([kept, np.asarray(vectors, dtype=np.float32)]))
         self.manifest.setdefault("files", {})[source] = sha256
 
     def delete_source(self, source: str) -> int:
-        keep = [i for i, c in enumerate(self.chunks) if c.source != source]
+        keep = self._others(source)
         removed = self.count() - len(keep)
         self.manifest.get("files", {}).pop(source, None)
         if removed:
-            vectors = self.store.vectors(np.asarray(keep, dtype=np.int64))
-            self._rebuild([self.chunks[i] for i in keep], vectors)
+            self._rebuild([self.chunks[i] for i in keep], self.store.vectors(np.asarray(keep, dtype=np.int64)))
         return removed
+
+    def _others(self, source: str) -> list[int]:
+        """Row ids of the chunks of every file but `source`."""
+        return [i for i, c in enumerate(self.chunks) if c.source != source]
 
     def _rebuild(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         """Re-number `chunks` in corpus order (by source, then document order) and re-index them."""
