@@ -405,14 +405,7 @@ class MilvusChunkStore(ChunkStore):
         return chunk_key(record.chunk) == record.key
 
     def chunks_of(self, source: str) -> list[Record]:
-        iterator = self.client.query_iterator(self.name, batch_size=1000, filter=_eq("source", source),
-                                              output_fields=CHUNK_FIELDS)
-        records = []
-        try:
-            while batch := iterator.next():
-                records.extend(_record(row) for row in batch)
-        finally:
-            iterator.close()
+        records = [_record(row) for row in self._scan(self.name, _eq("source", source), CHUNK_FIELDS)]
         return sorted(records, key=lambda r: r.chunk.id)
 
     def group(self, chunk: Chunk) -> Chunk | None:
@@ -450,9 +443,11 @@ class MilvusChunkStore(ChunkStore):
 
     def _file_rows(self, fields: list[str]) -> Iterator[dict[str, Any]]:
         """The records of the files indexed now (removed files keep a record with an empty sha256)."""
-        iterator = self.client.query_iterator(
-            self.meta_name, batch_size=1000, filter='kind == "file" and sha256 != ""', output_fields=fields,
-        )
+        return self._scan(self.meta_name, 'kind == "file" and sha256 != ""', fields)
+
+    def _scan(self, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        """Every row of `collection` matching `expr`, 1,000 a request (`query` alone stops at 16,384)."""
+        iterator = self.client.query_iterator(collection, batch_size=1000, filter=expr, output_fields=fields)
         try:
             while batch := iterator.next():
                 yield from batch
@@ -656,18 +651,11 @@ class MilvusChunkStore(ChunkStore):
         """Keys already stored for `sources` → the file version they belong to; and the versions per source."""
         if not sources:
             return {}, {}
-        iterator = self.client.query_iterator(
-            self.name, batch_size=1000, filter=f"source in {_filter_literal(sorted(sources))}", output_fields=["id", "source", "file_sha"],
-        )
         out: dict[str, str] = {}
         versions: dict[str, set[str]] = {}
-        try:
-            while batch := iterator.next():
-                for row in batch:
-                    out[row["id"]] = row["file_sha"]
-                    versions.setdefault(row["source"], set()).add(row["file_sha"])
-        finally:
-            iterator.close()
+        for row in self._scan(self.name, f"source in {_filter_literal(sorted(sources))}", ["id", "source", "file_sha"]):
+            out[row["id"]] = row["file_sha"]
+            versions.setdefault(row["source"], set()).add(row["file_sha"])
         return out, versions
 
     def close(self) -> None:
