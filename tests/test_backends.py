@@ -278,6 +278,16 @@ def test_a_row_whose_text_no_longer_matches_its_key_is_never_quoted(milvus_setti
     close(store)
 
 
+def write_documents(corpus: Path, *, files: int, sentences: int) -> Path:
+    """A corpus of `files` Markdown files, each a heading and `sentences` one-line sentences (a chunk each)."""
+    corpus.mkdir()
+    for n in range(files):
+        (corpus / f"doc{n:02d}.md").write_text(
+            f"# Document {n}\n\n" + " ".join(f"Sentence {i} of document {n} is about topic {i * n}." for i in range(sentences)),
+            encoding="utf-8")
+    return corpus
+
+
 class FailingEmbedder(FakeEmbedder):
     """Dies on its `fail_at`-th call, like a process killed in the middle of indexing."""
 
@@ -296,12 +306,7 @@ class FailingEmbedder(FakeEmbedder):
 @pytest.mark.milvus
 def test_indexing_resumes_and_does_only_what_is_missing(tmp_path):
     pytest.importorskip("pymilvus")
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for n in range(6):
-        (corpus / f"doc{n}.md").write_text(
-            f"# Document {n}\n\n" + " ".join(f"Sentence {i} of document {n} is about topic {i * n}." for i in range(30)),
-            encoding="utf-8")
+    corpus = write_documents(tmp_path / "corpus", files=6, sentences=30)
     settings = make_settings(tmp_path, corpus, "milvus", milvus_batch_size=16)
     with pytest.raises(KeyboardInterrupt):
         open_store(settings, FailingEmbedder(fail_at=5))
@@ -364,12 +369,7 @@ def test_indexing_killed_with_sigkill_resumes_where_it_stopped(tmp_path):
     import os
     import signal
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for n in range(40):
-        (corpus / f"doc{n:02d}.md").write_text(
-            f"# Document {n}\n\n" + " ".join(f"Sentence {i} of document {n} is about topic {i * n}." for i in range(20)),
-            encoding="utf-8")
+    corpus = write_documents(tmp_path / "corpus", files=40, sentences=20)
     settings = make_settings(tmp_path, corpus, "milvus", milvus_batch_size=20)
     code = (
         "import sys, time; sys.path.insert(0, 'tests')\n"
