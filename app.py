@@ -1,7 +1,9 @@
 """The chat UI: `python app.py` serves it on http://127.0.0.1:7860 (`GRADIO_SERVER_PORT` to change the port).
 
-Layout and event wiring only: answering is `Assistant.ask`, every string shown is built by
-`assistant.render`. Besides the chat, the app registers one API endpoint, `/ask`:
+Layout and wiring only: answering is `Assistant.ask`, every string shown is built by
+`assistant.render`, and sign-in, rate limits and request guards are `assistant.server`, installed
+as middlewares on the FastAPI app the Gradio Blocks is mounted on (served by uvicorn). Besides the
+chat, the app registers one API endpoint, `/ask`:
 
     >>> from gradio_client import Client  # doctest: +SKIP
     >>> client = Client("http://127.0.0.1:7860/")  # doctest: +SKIP
@@ -13,21 +15,33 @@ model already uses every core, so all events that call it share one concurrency 
 of failing or oversubscribing the CPU.
 """
 
+import asyncio
 import logging
 import os
-from typing import Any, Iterator
+import secrets
+import sys
+from typing import Any, Callable, Iterator, NoReturn
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: it reads this once
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# Per-event timings Gradio keeps for its monitoring page (off here): 10,000 events by default, read once.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 import gradio as gr  # noqa: E402
+import uvicorn  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+from starlette.routing import Mount  # noqa: E402
 
 from assistant import Assistant, render  # noqa: E402
 from assistant.answer import DISCLAIMER  # noqa: E402
 from assistant.assistant import InvalidQuestion  # noqa: E402
 from assistant.corpus import load_corpus  # noqa: E402
 from assistant.models import Answer, Document  # noqa: E402
+from assistant.server import binding, guards  # noqa: E402
+from assistant.server.auth import Credentials  # noqa: E402
+from assistant.settings import Settings  # noqa: E402
 
 logger = logging.getLogger("app")
 
@@ -47,6 +61,8 @@ EXAMPLES = [
 CONCURRENCY_LIMIT = 4
 #: Requests waiting beyond that; over it a caller gets "queue full" rather than unbounded memory.
 QUEUE_MAX_SIZE = 256
+#: Gradio's temporary files (the app makes none; uploads are closed) older than an hour go, hourly.
+DELETE_CACHE = (3600, 3600)
 
 #: Fonts the machine already has: the page must load offline, so nothing comes from a font service.
 SYSTEM_FONTS = [
@@ -71,6 +87,7 @@ CSS = """
 details.citation > summary { cursor: pointer; }
 #chat hr { margin: 0.6em 0; }
 .corpus .doc-text { white-space: pre-wrap; line-height: 1.5; font-size: 0.92em; }
+.corpus .omitted { color: #6b7280; font-style: italic; margin: 0.4em 0; }
 #corpus { max-height: 720px; overflow-y: auto !important; }
 """
 
@@ -79,8 +96,10 @@ def _assistant_message(text: str) -> dict[str, str]:
     return {"role": "assistant", "content": text}
 
 
-def build_demo(bot: Assistant, documents: list[Document]) -> gr.Blocks:
+def build_demo(bot: Assistant, documents: list[Document], settings: Settings | None = None) -> gr.Blocks:
     """The Blocks app for `bot`, showing `documents` (the corpus it answers from) beside the chat."""
+    settings = settings or getattr(bot, "settings", None) or Settings()
+    max_chars = settings.max_question_chars
     texts = {doc.source: doc.text for doc in documents}
 
     def reply(question: str, history: list[str]) -> tuple[list[str], Answer | None]:
@@ -94,16 +113,31 @@ def build_demo(bot: Assistant, documents: list[Document]) -> gr.Blocks:
             return render.error_blocks(render.FAILURE), None
         return render.answer_blocks(answer, texts), answer
 
-    def ask(question: str) -> str:
+    def ask(question: str, request: gr.Request | None = None) -> str:
         """Answer one question (no conversation) as Markdown, citations and disclaimer included."""
+        wait = guards.retry_after(request)
+        if wait is not None:
+            return render.with_disclaimer(render.busy_blocks(wait))
         blocks, _ = reply(question, [])  # anything but text is rejected by `ask` with a message
         return render.with_disclaimer(blocks)
 
-    def respond(question: str, messages: list[Any], history: list[str]) -> Iterator[tuple]:
-        """Show the question, a placeholder, then the answer block by block; remember accepted questions."""
-        messages = [*messages, {"role": "user", "content": render.render_question(question)}]
+    def respond(
+        question: str, messages: list[Any], history: list[str], request: gr.Request | None = None
+    ) -> Iterator[tuple]:
+        """Show the question, a placeholder, then the answer block by block; remember accepted questions.
+
+        A question over the length limit is not echoed (only its length is shown) and not kept for
+        Retry; over the rate limit, the chat says when to try again and the question stays typed.
+        """
+        too_long = isinstance(question, str) and len(question) > max_chars
+        messages = [*messages, {"role": "user", "content": render.render_question(question, max_chars=max_chars)}]
+        wait = guards.retry_after(request)
+        if wait is not None:
+            busy = _assistant_message(render.with_disclaimer(render.busy_blocks(wait)))
+            yield gr.skip(), [*messages, busy], gr.skip(), None if too_long else question, gr.skip()
+            return
         searching = _assistant_message(render.with_disclaimer([render.SEARCHING]))
-        yield "", [*messages, searching], history, question, gr.skip()
+        yield "", [*messages, searching], history, None if too_long else question, gr.skip()
         blocks, answer = reply(question, history)
         if answer is not None:
             history = [*history, question]
@@ -111,9 +145,11 @@ def build_demo(bot: Assistant, documents: list[Document]) -> gr.Blocks:
         for piece in pieces[:-1]:
             yield gr.skip(), [*messages, _assistant_message(piece)], gr.skip(), gr.skip(), gr.skip()
         corpus = render.render_corpus(documents, answer.citations) if answer is not None else gr.skip()
-        yield gr.skip(), [*messages, _assistant_message(pieces[-1])], history, question, corpus
+        yield gr.skip(), [*messages, _assistant_message(pieces[-1])], history, None if too_long else question, corpus
 
-    def retry(messages: list[Any], history: list[str], last: str | None) -> Iterator[tuple]:
+    def retry(
+        messages: list[Any], history: list[str], last: str | None, request: gr.Request | None = None
+    ) -> Iterator[tuple]:
         """Ask the last question again, in place of its previous answer."""
         if last is None:
             return
@@ -121,16 +157,17 @@ def build_demo(bot: Assistant, documents: list[Document]) -> gr.Blocks:
         kept = messages[: users[-1]] if users else []
         if history and history[-1] == last:  # it was accepted: it is not its own history
             history = history[:-1]
-        yield from respond(last, kept, history)
+        yield from respond(last, kept, history, request)
 
     def clear() -> tuple:
         return "", [], [], None, render.render_corpus(documents)
 
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{SUBTITLE}")
         gr.Markdown(f"**{DISCLAIMER}**", elem_id="disclaimer")
-        history = gr.State([])  # accepted questions of this tab's conversation, as typed
-        last = gr.State(None)  # the last question sent, for Retry
+        # Kept on the server per tab, forgotten `session_ttl_seconds` after the last question.
+        history = gr.State([], time_to_live=settings.session_ttl_seconds)  # accepted questions, as typed
+        last = gr.State(None, time_to_live=settings.session_ttl_seconds)  # the last question sent, for Retry
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
@@ -180,26 +217,93 @@ def build_demo(bot: Assistant, documents: list[Document]) -> gr.Blocks:
     return demo
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for ours in (logger, logging.getLogger("assistant")):  # progress of our own start-up; libraries warn only
-        ours.setLevel(logging.INFO)
-    bot = Assistant.load(on_rebuild=logger.info)
-    if bot.settings.corpus_dir.is_dir():
-        documents = load_corpus(bot.settings.corpus_dir, max_bytes=bot.settings.max_file_bytes)
-    else:  # a serving machine for a Milvus collection need not hold the corpus: quotes come from the store
-        logger.info("no corpus folder at %s: the documents panel stays empty", bot.settings.corpus_dir)
-        documents = []
-    demo = build_demo(bot, documents)
-    demo.launch(
-        share=False,  # never a public tunnel; the host is GRADIO_SERVER_NAME or 127.0.0.1
+def _gradio_login(app: FastAPI) -> Callable[[str], tuple[str, str]]:
+    """How a request with a valid API token is signed in to Gradio, whose login knows only its cookie.
+
+    Gradio keeps signed-in sessions as `tokens[cookie value] = user` and reads the cookie
+    `access-token-unsecure-<cookie_id>`. Each API token gets one such value, set on the request
+    by `guards.BearerTokens` after the token checked out; it is never sent to any client.
+    """
+    gradio_app = next(route.app for route in app.routes if isinstance(route, Mount))
+    issued: dict[str, str] = {}
+
+    def session_cookie(token_id: str) -> tuple[str, str]:
+        value = issued.setdefault(token_id, secrets.token_urlsafe(32))
+        gradio_app.tokens[value] = token_id  # each time: a sign-out may have dropped it
+        return f"access-token-unsecure-{gradio_app.cookie_id}", value
+
+    return session_cookie
+
+
+def build_app(
+    bot: Assistant,
+    documents: list[Document],
+    *,
+    settings: Settings,
+    credentials: Credentials,
+    host: str = binding.DEFAULT_HOST,
+    port: int = binding.DEFAULT_PORT,
+) -> FastAPI:
+    """The FastAPI app: the chat mounted at `/`, behind the guards of `assistant.server`."""
+    demo = build_demo(bot, documents, settings)
+    demo.state_session_capacity = settings.session_capacity  # launch() takes it; mount_gradio_app reads it here
+
+    async def sign_in(username: str, password: str) -> bool:  # scrypt is slow on purpose: off the event loop
+        return await asyncio.to_thread(credentials.verify_user, username, password)
+
+    app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
+    gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        server_name=host,
+        server_port=port,
+        auth=sign_in if credentials.has_users else None,
+        auth_message="Sign in to ask questions about the documents." if credentials.has_users else None,
         theme=gr.themes.Default(font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS),
         css=CSS,
         footer_links=["api"],
         run_history=False,  # questions about one's health are not kept in the browser
         enable_monitoring=False,
+        show_error=False,  # errors are messages written by `render`, never exception text
         ssr_mode=False,
     )
+    session_cookie = _gradio_login(app) if credentials.has_users else None
+    guards.add_guards(app, settings=settings, credentials=credentials, session_cookie=session_cookie)
+    return app
+
+
+def _refuse(message: str) -> NoReturn:
+    """Stop with a one-line message and exit status 2: bad settings, or a refused address."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for ours in (logger, logging.getLogger("assistant")):  # progress of our own start-up; libraries warn only
+        ours.setLevel(logging.INFO)
+    try:
+        settings = Settings()
+        credentials = Credentials.from_settings(settings)
+        host, port = binding.bind_address(settings, os.environ)
+    except ValidationError as exc:
+        _refuse("; ".join(f"ASSISTANT_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()))
+    except ValueError as exc:
+        _refuse(str(exc))
+    problem = binding.exposure_error(host, settings, credentials)
+    if problem is not None:
+        _refuse(problem)
+    bot = Assistant.load(settings, on_rebuild=logger.info)
+    if settings.corpus_dir.is_dir():
+        documents = load_corpus(settings.corpus_dir, max_bytes=settings.max_file_bytes)
+    else:  # a serving machine for a Milvus collection need not hold the corpus: quotes come from the store
+        logger.info("no corpus folder at %s: the documents panel stays empty", settings.corpus_dir)
+        documents = []
+    app = build_app(bot, documents, settings=settings, credentials=credentials, host=host, port=port)
+    logger.info("serving on http://%s:%d/", host, port)
+    # No access log: paths and addresses only, but nothing the README promises needs it (see "Running it for others").
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ Everything here is a pure function of its arguments and imports no UI library, s
 (`app.py`), its `/ask` API and the tests all produce the very same text. Two rules hold
 throughout:
 
-* **Nothing from a user or a document is ever markup.** Questions and quotes are escaped for
-  the context they land in (`escape_markdown` in Markdown, `escape_html` inside HTML blocks),
-  so `<script>` in a question or `**` in a document shows literally. The chat's own sanitizer
-  is a second line of defence, not the first.
+* **Nothing from a user or a document is ever markup.** Questions, quotes, headings and file
+  names are escaped for the context they land in, one function each: `escape_markdown` (Markdown),
+  `escape_html` (HTML text), `escape_html_line` (HTML that must stay on one line, inside a
+  Markdown message), `escape_attribute` (attribute values) and `escape_terminal` (a terminal),
+  line breaks of every convention included. So `<script>` in a question, `**` or `\\r\\r![x](…)` in
+  a document show literally. The chat's own sanitizer is a second line of defence, not the first.
 * **The disclaimer is in every message**: answers, refusals, errors and every partial message
   while an answer streams in.
 
@@ -47,42 +49,105 @@ CONTEXT_CHARS = 400
 #: corpus does not make every answer ship megabytes of HTML to the browser.
 CORPUS_VIEW_CHARS = 200_000
 
+#: A document longer than this is never shown whole in the corpus view: only windows of
+#: `CORPUS_WINDOW_CHARS` on each side of its cited passages (or, uncited, its name and size).
+CORPUS_DOCUMENT_CHARS = 50_000
+CORPUS_WINDOW_CHARS = 2_000
+
+#: Characters after which a new line starts, in every convention: CR LF, CR and LF (what Markdown
+#: parsers know), VT, FF, the file/group/record separators, NEL and the Unicode line and paragraph
+#: separators (which JavaScript regular expressions treat as line ends). The same set as `str.splitlines`.
+LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
 # Characters that start inline Markdown (emphasis, code, links, tables, strikethrough, maths) anywhere
-# in a line. `<`, `>` and `&` are handled by html.escape, before these are backslash-escaped.
-_INLINE_MARKDOWN = re.compile(r"([\\`*_\[\]|~$])")
+# in a line, and the `:` and `@` that GitHub-flavoured Markdown turns into links on their own
+# ("https://…", "a@b.example"). `<`, `>` and `&` are handled by html.escape, before these are backslash-escaped.
+_INLINE_MARKDOWN = re.compile(r"([\\`*_\[\]|~$:@])")
+# A dot between two word characters: where bare domains ("www.evil.example", "evil.com") are recognised.
+_WORD_DOT = re.compile(r"(?<=\w)\.(?=\w)")
 # Block syntax that only counts at the start of a line: headings, list bullets, setext underlines,
-# and the "1." / "1)" of ordered lists.
-_LINE_START_MARKER = re.compile(r"^([ \t]*)([#+\-=])", re.MULTILINE)
-_LINE_START_NUMBER = re.compile(r"^([ \t]*\d+)([.)])", re.MULTILINE)
-_LEADING_BLANKS = re.compile(r"^[ \t]+", re.MULTILINE)
+# and the "1." / "1)" of ordered lists. Applied to one line at a time.
+_LINE_START_MARKER = re.compile(r"^([ \t]*)([#+\-=])")
+_LINE_START_NUMBER = re.compile(r"^([ \t]*\d+)([.)])")
+_LEADING_BLANKS = re.compile(r"^[ \t]+")
 # A blank line: where a paragraph (and a Markdown HTML block) ends. Any line-ending convention.
 _BLANK_LINE = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:\r\n|\r|\n)")
 _LINE_END = re.compile(r"\r\n|\r|\n")
 # Template syntax of HTML components ("${…}", "{{…}}"): harmless as entities, risky as characters.
 _TEMPLATE_CHARS = str.maketrans({"$": "&#36;", "{": "&#123;", "}": "&#125;", "`": "&#96;"})
+# What a terminal acts on rather than shows: C0 controls but tab and newline, DEL, C1 controls (0x9b is a
+# one-byte CSI), and the bidirectional overrides and isolates that reorder what is shown ("Trojan Source").
+_TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def escape_html(text: str) -> str:
-    """`text` as inert HTML: tags, entities and template syntax all shown as the characters they are.
+    """`text` as inert HTML text: tags, entities and template syntax all shown as the characters they are.
 
-    Beyond `html.escape`, `$ { } \\`` become entities too, because Gradio's HTML component runs its
-    value through a template engine; a document saying `${…}` or `{{…}}` must stay text.
+    For HTML that is not inside Markdown (the documents panel), where a line break is only a line
+    break. Beyond `html.escape`, `$ { } \\`` become entities too, because Gradio's HTML component runs
+    its value through a template engine; a document saying `${…}` or `{{…}}` must stay text.
     """
     return html.escape(text, quote=True).translate(_TEMPLATE_CHARS)
 
 
+def escape_html_line(text: str, *, line_break: str = " ") -> str:
+    """`text` as inert HTML on one line, each line break (any convention) replaced by `line_break`.
+
+    For HTML inside a Markdown message (a citation's `<details>` block): there a blank line, or a
+    bare `\\r\\r`, ends the HTML block and whatever follows is read as Markdown, so a document could
+    add images and links. Names (file, section) are one line, so their breaks become spaces;
+    passages keep theirs as `<br>`.
+    """
+    return LINE_BREAK.sub(line_break, escape_html(text))
+
+
+def escape_attribute(text: str) -> str:
+    """`text` as the value of a double-quoted HTML attribute, on one line (line breaks become spaces).
+
+    Quotes become entities so the value cannot end early and add attributes (`" onmouseover=…`);
+    the value is one line for the same reason as `escape_html_line`.
+    """
+    return escape_html_line(text, line_break=" ")
+
+
 def escape_markdown(text: str) -> str:
-    """`text` as Markdown that renders to exactly these characters, with no markup and no HTML.
+    """`text` as Markdown that renders to exactly these characters, with no markup, no HTML and no link.
 
     HTML-escaping removes tags; backslash-escaping the inline Markdown characters and the
     line-start block markers keeps a quote from a table (`| a | b |`) or a list (`- item`)
-    from turning into a table or a list. Leading blanks become entities so that an indented
-    line cannot open a code block. Newlines are kept (the chat renders them as line breaks).
+    from turning into a table or a list; escaping `:`, `@` and dots inside words stops bare URLs,
+    domains and e-mail addresses from becoming links. Every line-break convention starts a new
+    line here (written `\\n`), so a line after a bare `\\r` is escaped like any other. Leading blanks
+    become entities so that an indented line cannot open a code block.
     """
-    escaped = _INLINE_MARKDOWN.sub(r"\\\1", html.escape(text, quote=False))
+    return "\n".join(_escape_markdown_line(line) for line in LINE_BREAK.split(text.replace("\x00", "\ufffd")))
+
+
+def _escape_markdown_line(line: str) -> str:
+    escaped = _INLINE_MARKDOWN.sub(r"\\\1", html.escape(line, quote=False))
+    escaped = _WORD_DOT.sub(r"\\.", escaped)
     escaped = _LINE_START_MARKER.sub(r"\1\\\2", escaped)
     escaped = _LINE_START_NUMBER.sub(r"\1\\\2", escaped)
     return _LEADING_BLANKS.sub(lambda m: "&#32;" * len(m.group()), escaped)
+
+
+def escape_terminal(text: str) -> str:
+    """`text` safe to print to a terminal: every control character shown as an escape, never acted on.
+
+    A document saying `\\033]0;title\\007\\033[2J` would retitle the window and clear the screen; a
+    bare `\\r` would let a line overwrite the one before it. Line breaks of every convention become
+    `\\n` and tabs stay; other C0/C1 controls, DEL and bidirectional overrides become visible
+    `\\x1b`-style escapes (so an escape sequence prints as harmless text), the backslash before
+    them included: what is printed can be told apart from a real backslash-x in the document only
+    by context, which is the trade-off for keeping ordinary text unchanged.
+    """
+    lines = LINE_BREAK.sub("\n", text)
+    return _TERMINAL_CONTROLS.sub(lambda m: _visible_escape(m.group()), lines)
+
+
+def _visible_escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def highlight_html(text: str, spans: Sequence[tuple[int, int, int]], *, start: int = 0, end: int | None = None) -> str:
@@ -145,28 +210,32 @@ def quote_matches(citation: Citation, texts: Mapping[str, str]) -> bool:
 def render_passage(citation: Citation, texts: Mapping[str, str]) -> str:
     """HTML of the passage around a quote with the quote highlighted, on one line.
 
-    One line because the chat reads it inside a Markdown HTML block, which a blank line would end;
-    newlines become `<br>`. If the document no longer matches the quote, the quote is shown alone
-    with a warning rather than highlighting the wrong words.
+    One line because the chat reads it inside a Markdown HTML block, which a blank line (or a bare
+    `\\r\\r`) would end: line breaks of every convention become `<br>`. If the document no longer
+    matches the quote, the quote is shown alone with a warning rather than highlighting the wrong words.
     """
     if not quote_matches(citation, texts):
         body = f'<mark data-n="{citation.n}">{escape_html(citation.quote)}</mark>'
         why = "is not on this server" if citation.source not in texts else "has changed since it was indexed"
         note = f'<em class="stale">The document {why}; this is the quote as indexed.</em><br>'
-        return _LINE_END.sub("<br>", f'<div class="passage">{note}{body}</div>')
+        return LINE_BREAK.sub("<br>", f'<div class="passage">{note}{body}</div>')
     text = texts[citation.source]
     lo, hi = passage_bounds(text, citation.start, citation.end)
     inner = highlight_html(text, [(citation.n, citation.start, citation.end)], start=lo, end=hi)
     lead = "… " if lo > 0 and text[lo - 1] not in "\r\n" else ""
     tail = " …" if hi < len(text) and text[hi] not in "\r\n" else ""
-    return _LINE_END.sub("<br>", f'<div class="passage">{lead}{inner}{tail}</div>')
+    return LINE_BREAK.sub("<br>", f'<div class="passage">{lead}{inner}{tail}</div>')
 
 
 def render_citation(citation: Citation, texts: Mapping[str, str]) -> str:
-    """One citation as a `<details>` block: number, file and section; expanding it shows the passage."""
+    """One citation as a `<details>` block, on one line: number, file and section; expanding it shows the passage.
+
+    File and section names come from documents and are single-line contexts: their line breaks
+    become spaces, so none can end the block and let the rest be read as Markdown.
+    """
     summary = (
-        f'<summary><strong>[{citation.n}]</strong> {escape_html(citation.source)}'
-        f' — <em>{escape_html(citation.section or "(no section)")}</em>'
+        f'<summary><strong>[{citation.n}]</strong> {escape_html_line(citation.source)}'
+        f' — <em>{escape_html_line(citation.section or "(no section)")}</em>'
         f' <small>(characters {citation.start}–{citation.end})</small></summary>'
     )
     return f'<details class="citation" data-n="{citation.n}">{summary}{render_passage(citation, texts)}</details>'
@@ -205,9 +274,20 @@ def render_error(reason: str) -> str:
     return with_disclaimer(error_blocks(reason))
 
 
-def render_question(question: str) -> str:
-    """A user's question as the chat shows it: literal text, whatever markup it contains."""
+def render_question(question: str, *, max_chars: int | None = None) -> str:
+    """A user's question as the chat shows it: literal text, whatever markup it contains.
+
+    A question over `max_chars` is not shown at all, only its length: it will be refused, and
+    echoing a megabyte back to the browser is what a limit is there to prevent.
+    """
+    if max_chars is not None and len(question) > max_chars:
+        return f"_(a question of {len(question):,} characters, not shown)_"
     return escape_markdown(question) if question.strip() else "_(empty question)_"
+
+
+def busy_blocks(retry_after: int) -> list[str]:
+    """The Markdown blocks for a question refused by the rate limit: when to ask again."""
+    return error_blocks(f"busy, try again in {retry_after} s")
 
 
 def progressive(blocks: Sequence[str], disclaimer: str = DISCLAIMER) -> Iterator[str]:
@@ -220,13 +300,41 @@ def progressive(blocks: Sequence[str], disclaimer: str = DISCLAIMER) -> Iterator
         yield with_disclaimer(blocks[:count], disclaimer)
 
 
+def corpus_windows(text: str, spans: Sequence[tuple[int, int, int]], *, context_chars: int) -> list[tuple[int, int]]:
+    """The `(start, end)` windows of `text` to show around cited `spans`, merged where they touch.
+
+    Each window is `passage_bounds` with `context_chars` each side (so it ends at a paragraph, line or
+    space), which bounds what a cited document costs to show, however large the document.
+    """
+    windows: list[tuple[int, int]] = []
+    for _, s, e in sorted(spans, key=lambda span: (span[1], span[2])):
+        lo, hi = passage_bounds(text, s, e, context_chars=context_chars)
+        if windows and lo <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+        else:
+            windows.append((lo, hi))
+    return windows
+
+
+def _omitted(chars: int) -> str:
+    return f'<div class="omitted">… {chars:,} characters not shown …</div>'
+
+
 def render_corpus(
-    documents: Sequence[Document], citations: Sequence[Citation] = (), *, max_chars: int = CORPUS_VIEW_CHARS
+    documents: Sequence[Document],
+    citations: Sequence[Citation] = (),
+    *,
+    max_chars: int = CORPUS_VIEW_CHARS,
+    document_chars: int = CORPUS_DOCUMENT_CHARS,
+    window_chars: int = CORPUS_WINDOW_CHARS,
 ) -> str:
     """HTML of the corpus documents with the spans cited by the latest answer highlighted.
 
-    Cited documents come first and open; the others follow closed. Once the documents shown in
-    full pass `max_chars`, the remaining uncited ones are listed by name only. Citations whose
+    Cited documents come first and open; the others follow closed. A document longer than
+    `document_chars` is never sent whole: when cited, only windows of `window_chars` around its
+    cited passages are shown; when not, its name and size. Once the documents shown pass
+    `max_chars`, the remaining uncited ones are listed by name only. So every answer ships a
+    bounded amount of HTML (and the server keeps a bounded copy per session). Citations whose
     quote no longer matches the document are not highlighted (the chat's passage says why).
     """
     texts = {d.source: d.text for d in documents}
@@ -240,15 +348,31 @@ def render_corpus(
     for doc in ordered:
         cited = spans.get(doc.source, [])
         label = f"{len(cited)} cited passage{'s' if len(cited) != 1 else ''}" if cited else "not cited"
-        summary = f"<summary><strong>{escape_html(doc.source)}</strong> <small>({label})</small></summary>"
-        if not cited and shown + len(doc.text) > max_chars:
-            parts.append(f'<div class="doc doc-hidden">{summary.replace("summary", "span")} '
+        name = f"<strong>{escape_html_line(doc.source)}</strong> <small>({label})</small>"
+        attribute = escape_attribute(doc.source)
+        large = len(doc.text) > document_chars
+        if not cited and (large or shown + len(doc.text) > max_chars):
+            parts.append(f'<div class="doc doc-hidden" data-source="{attribute}"><span>{name}</span> '
                          f"<small>— {len(doc.text):,} characters, not shown</small></div>")
             continue
-        shown += len(doc.text)
+        if large:
+            windows = corpus_windows(doc.text, cited, context_chars=window_chars)
+            pieces, cursor = [], 0
+            for lo, hi in windows:
+                if lo > cursor:
+                    pieces.append(_omitted(lo - cursor))
+                pieces.append(highlight_html(doc.text, cited, start=lo, end=hi))
+                cursor = hi
+            if cursor < len(doc.text):
+                pieces.append(_omitted(len(doc.text) - cursor))
+            body = "".join(pieces)
+            shown += sum(hi - lo for lo, hi in windows)
+        else:
+            body = highlight_html(doc.text, cited)
+            shown += len(doc.text)
         is_open = " open" if cited or len(documents) == 1 else ""
-        text = highlight_html(doc.text, cited)
-        parts.append(f'<details class="doc"{is_open}>{summary}<div class="doc-text">{text}</div></details>')
+        parts.append(f'<details class="doc"{is_open} data-source="{attribute}"><summary>{name}</summary>'
+                     f'<div class="doc-text">{body}</div></details>')
     if not documents:
         parts.append("<p>The corpus folder has no readable documents.</p>")
     parts.append("</div>")

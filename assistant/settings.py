@@ -8,11 +8,13 @@ Example:
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,3 +93,73 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    # Serving (assistant/server): where app.py listens, who may use it, and the limits that keep it up.
+    # README "Running it for others" explains each; `python -m assistant.server.auth` makes the hashes.
+    host: str | None = Field(
+        default=None, description="Address app.py listens on; unset: GRADIO_SERVER_NAME, else 127.0.0.1 (loopback)."
+    )
+    port: int | None = Field(default=None, gt=0, lt=65536, description="Port; unset: GRADIO_SERVER_PORT, else 7860.")
+    users: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description="Who may sign in to the web UI: `name:scrypt$…` entries separated by commas (or a JSON "
+        "object); hashes from `python -m assistant.server.auth hash-password`.",
+    )
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens for API calls, separated by commas: `sha256:<hex>` hashes from "
+        "`python -m assistant.server.auth new-token` (plain tokens are accepted and hashed at start).",
+    )
+    allow_anonymous: bool = Field(
+        default=False, description="Serve a non-loopback address with no users and no tokens: only on purpose."
+    )
+    rate_limit: int = Field(
+        default=60,
+        ge=0,
+        description="Requests (POSTs: questions, sign-ins) per minute per client (IP, or API token); 0: off.",
+    )
+    rate_burst: int = Field(default=20, gt=0, description="Requests a client may send at once before the rate applies.")
+    max_request_bytes: int = Field(
+        default=1_000_000, gt=0, description="Larger request bodies are refused (413); the chat sends its conversation."
+    )
+    session_capacity: int = Field(
+        default=256, gt=0, description="Sessions (browser tabs, API calls) the server keeps; the oldest are dropped."
+    )
+    session_ttl_seconds: int = Field(
+        default=3600, gt=0, description="How long a tab's conversation (for follow-ups) is kept after its last question."
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Other origins (`https://host[:port]`, comma-separated) allowed to post and read answers (CORS); "
+        "the app's own origin always is.",
+    )
+
+    @field_validator("users", mode="before")
+    @classmethod
+    def _parse_users(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("{"):
+            return json.loads(value)
+        users: dict[str, str] = {}
+        for number, entry in enumerate(cls._entries(value), start=1):
+            name, _, hashed = entry.partition(":")
+            if not name or not hashed:
+                raise ValueError(
+                    f"ASSISTANT_USERS entry {number} is not `name:hash`; make a hash with "
+                    "`python -m assistant.server.auth hash-password`"
+                )
+            users[name] = hashed
+        return users
+
+    @field_validator("api_tokens", "allowed_origins", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return json.loads(value) if value.strip().startswith("[") else cls._entries(value)
+
+    @staticmethod
+    def _entries(value: str) -> list[str]:
+        """The entries of a setting written as a list: separated by commas, blanks or new lines."""
+        return [entry for entry in re.split(r"[,\s]+", value) if entry]

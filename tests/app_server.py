@@ -51,6 +51,9 @@ def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path, timeout:
             with urllib.request.urlopen(url + "gradio_api/info", timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:  # up, and asking for sign-in (ASSISTANT_USERS or _API_TOKENS set)
+                return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.25)

@@ -40,7 +40,8 @@ load_test = _load_test_module()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("app")) as running:
+    # The load tests below send 40 clients' questions from one address: the rate limit is off here.
+    with running_app(tmp_path_factory.mktemp("app"), env={"ASSISTANT_RATE_LIMIT": "0"}) as running:
         started = time.monotonic()
         client = gradio_client.Client(running.url, verbose=False)
         first = client.predict("What is whitlockite?", api_name="/ask")
@@ -131,6 +132,8 @@ class RecordingBot:
             raise InvalidQuestion("the question is empty: type a question about the document")
         if question == "boom":
             raise RuntimeError("index on fire")
+        if len(question) > 2000:
+            raise InvalidQuestion(f"the question is {len(question):,} characters long; the limit is 2,000")
         citation = Citation(n=1, quote="It forms slowly.", source="w.txt", section="", start=26, end=42, score=1.0)
         return Answer(
             question=question, answer="It forms slowly. [1]", grounded=True, citations=[citation], disclaimer=DISCLAIMER
@@ -173,3 +176,35 @@ def test_chat_errors_are_messages_and_are_not_remembered():
     assert "something went wrong" in messages[-1]["content"] and "index on fire" not in messages[-1]["content"]
     assert messages[-1]["content"].endswith(FOOTER) and history == []
     assert handlers["ask"]("boom").startswith(f"{NOT_ANSWERED} something went wrong")
+
+
+def test_a_question_over_the_limit_is_not_echoed_into_the_chat():
+    """Finding 2: a 1 MB question was streamed back (5 MB) before it was rejected; now only its length shows."""
+    bot = RecordingBot()
+    steps = list(_handlers(bot)["respond"]("x" * 1_000_000, [], []))
+    assert all(len(repr(step)) < 5_000 for step in steps)  # not one step carries the question back
+    _, messages, history, last, _ = steps[-1]
+    assert "1,000,000 characters, not shown" in messages[0]["content"]
+    assert messages[-1]["content"].startswith(NOT_ANSWERED) and messages[-1]["content"].endswith(FOOTER)
+    assert history == [] and last is None  # not kept for Retry either
+
+
+class _State:
+    assistant_retry_after = 12
+
+
+class _Request:
+    """What the rate limit leaves on a chat request it let through to say "busy" (see assistant.server.guards)."""
+
+    state = _State()
+
+
+def test_over_the_rate_the_chat_says_when_to_try_again_and_keeps_the_question():
+    bot = RecordingBot()
+    handlers = _handlers(bot)
+    (step,) = list(handlers["respond"]("What is whitlockite?", [], [], _Request()))
+    question_box, messages, *_ = step
+    assert "busy, try again in 12 s" in messages[-1]["content"] and messages[-1]["content"].endswith(FOOTER)
+    assert messages[0]["content"] == "What is whitlockite?" and bot.calls == []  # nothing answered
+    assert not isinstance(question_box, str)  # the question stays typed (gr.skip), ready to send again
+    assert "busy, try again in 12 s" in handlers["ask"]("What is whitlockite?", _Request()) and bot.calls == []

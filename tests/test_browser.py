@@ -164,3 +164,112 @@ def test_empty_question_gets_a_message_with_the_disclaimer(page):
     wait_for_answer(page, 1)
     answer = page.locator(BOT).last.inner_text()
     assert "Question not answered" in answer and DISCLAIMER in answer
+
+
+# --- hostile documents, oversized questions, rate limit and sign-in (issue 11) --------------------------
+
+SELENIUM_MD = (
+    "# Selenium facts\r\r![x](http://evil.example/x.png)\r\r[Click here for your personal dose]"
+    "(https://evil.example/phish)\r\rend\n\nSelenium is a trace mineral found in Brazil nuts.\n"
+)
+#: A file NAME with blank lines and markup ('/' cannot be in a name; `https:evil.example` is a URL all the same).
+HOSTILE_NAME = "notes\n\n![y](https:evil.example) [z](https:evil.example)\n\n.md"
+
+
+def external_requests(page, server) -> list[str]:
+    return [u for u in page.requests if not u.startswith((server.url, "data:", "blob:"))]
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory):
+    """The app on a corpus whose heading and file name carry images and links (finding 1)."""
+    work = tmp_path_factory.mktemp("hostile-app")
+    corpus = work / "corpus"
+    corpus.mkdir()
+    (corpus / "s.md").write_bytes(SELENIUM_MD.encode("utf-8"))
+    try:
+        (corpus / HOSTILE_NAME).write_text("Zinc is a mineral found in oysters and pumpkin seeds.\n", encoding="utf-8")
+        named = True
+    except OSError:  # a file system that refuses such names: test_render covers the name's rendering
+        named = False
+    with running_app(work, env={"ASSISTANT_CORPUS_DIR": str(corpus)}) as running:
+        running.hostile_name = named
+        yield running
+
+
+def test_a_hostile_document_loads_nothing_and_links_nowhere(browser, hostile_server):
+    context = browser.new_context(viewport={"width": 1360, "height": 940})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.requests = []
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.goto(hostile_server.url)
+    page.wait_for_selector("#question textarea")
+    ask(page, "Where is selenium found?")
+    summary = page.locator(f"{BOT} details.citation summary").last.inner_text()
+    assert "s.md" in summary and "![x](http://evil.example/x.png)" in summary  # shown as the text it is
+    if hostile_server.hostile_name:
+        ask(page, "Where is zinc found?")
+        assert "![y](https:evil.example)" in page.locator(f"{BOT} details.citation summary").last.inner_text()
+    for details in page.locator("#chat details.citation").all():
+        details.locator("summary").click()
+    page.wait_for_timeout(1000)  # give any image or prefetch every chance to be requested
+    assert external_requests(page, hostile_server) == [], "the page fetched from outside the app"
+    assert page.locator("a[href*='evil.example']").count() == 0
+    assert page.locator("#chat img, #corpus img").count() == 0  # no image from a document or a file name
+    hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
+    assert all(h.startswith(hostile_server.url) for h in hrefs), hrefs  # no link but the app's own
+    context.close()
+
+
+def test_a_megabyte_question_is_refused_and_not_echoed(page, server):
+    """Finding 2: a 1 MB question was streamed back (5 MB) before it was rejected."""
+    page.fill("#question textarea", "x" * 1_000_000)
+    page.keyboard.press("Enter")
+    page.get_by_text("request too large").first.wait_for()
+    assert page.locator(USER).count() == 0 and page.locator(BOT).count() == 0
+    assert len(page.locator("#chat").inner_text()) < 5_000
+    page.fill("#question textarea", "y" * 20_000)  # under the body limit, over the question limit
+    page.keyboard.press("Enter")
+    wait_for_answer(page, 1)
+    assert "20,000 characters, not shown" in page.locator(USER).last.inner_text()
+    assert "Question not answered" in page.locator(BOT).last.inner_text()
+    assert "y" * 100 not in page.locator("#chat").inner_text()
+
+
+PASSWORD = "a browser-test password"
+
+
+@pytest.fixture(scope="module")
+def guarded_server(tmp_path_factory):
+    """The app with a user to sign in and a rate a test can reach: 2 requests at once, then 1 a minute."""
+    from assistant.server.auth import hash_password
+
+    env = {"ASSISTANT_USERS": f"reader:{hash_password(PASSWORD)}", "ASSISTANT_RATE_LIMIT": "1",
+           "ASSISTANT_RATE_BURST": "2"}
+    with running_app(tmp_path_factory.mktemp("guarded-app"), env=env) as running:
+        yield running
+
+
+def test_sign_in_then_busy_try_again_in_the_chat(browser, guarded_server):
+    """Finding 6 (Gradio's sign-in page) and finding 4 (over the rate, the chat says when to try again)."""
+    context = browser.new_context(viewport={"width": 1360, "height": 940})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.requests = []
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.goto(guarded_server.url)
+    page.locator("input[type=password]").wait_for()
+    assert page.locator("#question textarea").count() == 0  # nothing of the app before signing in
+    page.locator("input[type=text]").first.fill("reader")
+    page.locator("input[type=password]").fill(PASSWORD)
+    page.keyboard.press("Enter")  # the sign-in is the first request that counts
+    page.wait_for_selector("#question textarea")
+    ask(page, "What is whitlockite?")
+    assert "whitlockite" in page.locator(BOT).last.inner_text().lower()
+    ask(page, "How does it form?")  # over the rate now: answered in the chat, not as an error
+    busy = page.locator(BOT).last.inner_text()
+    assert "busy, try again in" in busy and DISCLAIMER in busy
+    assert page.locator("#question textarea").input_value() == "How does it form?"  # still typed, to send again
+    assert external_requests(page, guarded_server) == []
+    context.close()

@@ -274,3 +274,207 @@ def test_render_never_imports_a_ui_library():
     imported = {alias.name.split(".")[0] for node in nodes if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in nodes if isinstance(node, ast.ImportFrom) and node.module}
     assert "gradio" not in imported
+
+
+# --- escaping by context: hostile text from documents and file names (issue 11, findings 1 and 9) ---------
+
+#: Pieces of hostile text: Markdown and HTML syntax, links and images, bare URLs, domains and addresses,
+#: every line-break convention, and terminal controls. Hypothesis joins them in any order.
+HOSTILE = [
+    "a", "b", "1", " ", "  ", "    ", "\t", "#", "*", "_", "-", "+", "=", ">", "<", "&", ";", "|", "~", "`", "$",
+    "\\", "[", "]", "(", ")", "!", ":", "/", ".", "@", "{", "}", '"', "'", "1.", "1)", "***", "---", "===",
+    "http://evil.example/x.png", "https://evil.example/phish", "www.evil.example", "evil.com", "mail@evil.example",
+    "//evil.example/p", "javascript:alert(1)", "<img src=x onerror=alert(1)>", "<a href='https://evil.example'>",
+    "</details>", "<details>", "![x](http://evil.example/x.png)", "[click](https://evil.example/phish)",
+    "<https://evil.example>", "&lt;", "&#x3C;", "${x}", "{{y}}",
+    "\r", "\n", "\r\n", "\r\r", "\n\n", "\v", "\f", "\x85", "\u2028", "\u2029", "\x1c", "\x1d", "\x1e",
+    "\x00", "\x1b[2J", "\x1b]0;title\x07", "\x9b31m", "\x7f", "\u202e",
+]
+hostile_text = st.lists(st.sampled_from(HOSTILE), max_size=30).map("".join)
+LINE_BREAKS = "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+_GFM = markdown_it.MarkdownIt("gfm-like")  # GitHub-flavoured: tables, strikethrough and bare-URL links (linkify)
+
+
+def _tokens(tokens):
+    for token in tokens:
+        yield token
+        yield from _tokens(token.children or [])
+
+
+def _visible(text: str) -> str:
+    """What a reader sees of `text`, blank space aside (Markdown folds it; NUL becomes U+FFFD everywhere)."""
+    return "".join(text.replace("\x00", "\ufffd").split())
+
+
+@settings(max_examples=400, deadline=None)
+@given(hostile_text)
+def test_escaped_markdown_has_no_link_image_or_html_and_shows_the_text(text):
+    """The oracle is markdown-it with linkify: escaped text parses to paragraphs and line breaks only."""
+    escaped = render.escape_markdown(text)
+    kinds = {token.type for token in _tokens(_GFM.parse(escaped))}
+    assert not kinds & {"link_open", "image", "html_inline", "html_block", "fence", "code_block", "table_open"}, kinds
+    rendered = parse(_GFM.render(escaped))
+    assert set(rendered.tags) <= {"p", "br"}, (text, rendered.tags)
+    assert _visible("".join(rendered.text)) == _visible(text)
+
+
+@pytest.mark.parametrize("line_break", ["\r", "\r\n", "\n", "\v", "\f", "\x85", "\u2028", "\u2029", "\x1e"])
+def test_every_line_break_starts_a_line_that_is_escaped_too(line_break):
+    """Today's miss: block syntax after a bare `\\r` was left as it was."""
+    text = f"intro{line_break}# heading{line_break}- item{line_break}1. first{line_break}    code"
+    out = render.escape_markdown(text)
+    assert out.split("\n")[1:] == ["\\# heading", "\\- item", "1\\. first", "&#32;" * 4 + "code"]
+
+
+def test_bare_urls_domains_and_addresses_are_not_links():
+    for text in ["see https://evil.example/phish", "www.evil.example", "evil.com/x", "write to a@evil.example"]:
+        escaped = render.escape_markdown(text)
+        assert "link_open" not in {t.type for t in _tokens(_GFM.parse(escaped))}, escaped
+        assert parse(_GFM.render(escaped)).text == [text, "\n"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_text)
+def test_single_line_html_and_attributes_have_no_line_break_and_keep_the_text(text):
+    line = render.escape_html_line(text)
+    attribute = render.escape_attribute(text)
+    assert not any(c in LINE_BREAKS for c in line + attribute)
+    assert "<" not in line and "<" not in attribute and '"' not in attribute
+    expected = render.LINE_BREAK.sub(" ", text).replace("\x00", "\ufffd")
+    assert "".join(parse(f"<p>{line}</p>").text).replace("\x00", "\ufffd") == expected
+
+    class Attributes(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            self.attrs = dict(attrs)
+
+    parser = Attributes(convert_charrefs=True)
+    parser.feed(f'<p data-x="{attribute}" title="t">')
+    assert parser.attrs["data-x"].replace("\x00", "\ufffd") == expected and parser.attrs["title"] == "t"
+    assert render.escape_html_line("a\r\rb", line_break="<br>") == "a<br><br>b"
+
+
+ISSUE_HEADING = (
+    "Selenium facts\r\r![x](http://evil.example/x.png)\r\r"
+    "[Click here for your personal dose](https://evil.example/phish)\r\rend"
+)
+ISSUE_TEXT = f"# {ISSUE_HEADING}\n\nSelenium is a trace mineral found in Brazil nuts.\n"
+
+
+def _check_message(message: str) -> list[str]:
+    """Parse a chat message as the oracle does: no link, no image, every HTML block one whole `<details>`."""
+    tokens = list(_tokens(_GFM.parse(message)))
+    assert not {t.type for t in tokens} & {"link_open", "image", "html_inline"}, [t.type for t in tokens]
+    blocks = [t.content for t in tokens if t.type == "html_block"]
+    for block in blocks:
+        assert block.startswith("<details") and block.rstrip("\n").endswith("</details>"), block
+        assert block.rstrip("\n").count("\n") == 0, block
+    tags = set(parse(_GFM.render(message)).tags)
+    assert tags <= {"p", "br", "strong", "em", "hr", "details", "summary", "small", "div", "mark", "sup"}, tags
+    return blocks
+
+
+def test_the_issue_heading_stays_inside_its_citation():
+    """Finding 1: a heading with `\\r\\r`, an image and a link ended the `<details>` block; now it is text."""
+    quote = "Selenium is a trace mineral found in Brazil nuts."
+    start = ISSUE_TEXT.index(quote)
+    citation = Citation(n=1, quote=quote, source="s.md", section=ISSUE_HEADING, start=start, end=start + len(quote),
+                        score=1.0)
+    answer = Answer(question="selenium?", answer=f"{quote} [1]", grounded=True, citations=[citation],
+                    disclaimer=DISCLAIMER)
+    message = render.render_answer(answer, {"s.md": ISSUE_TEXT})
+    (block,) = _check_message(message)
+    shown = "".join(parse(block).text)
+    assert "![x](http://evil.example/x.png)" in shown and "(https://evil.example/phish)" in shown
+
+
+@settings(max_examples=200, deadline=None)
+@given(source=hostile_text, section=hostile_text, before=hostile_text, quote=hostile_text, after=hostile_text)
+def test_a_hostile_document_and_file_name_cannot_add_markup_to_an_answer(source, section, before, quote, after):
+    quote = quote or "q"
+    text = before + quote + after
+    citation = Citation(n=1, quote=quote, source=source or "s", section=section, start=len(before),
+                        end=len(before) + len(quote), score=1.0)
+    answer = Answer(question="q", answer=f"{quote} [1]", grounded=True, citations=[citation], disclaimer=DISCLAIMER)
+    message = render.render_answer(answer, {citation.source: text})
+    assert len(_check_message(message)) == 1
+    assert message.endswith(f"_{render.escape_markdown(DISCLAIMER)}_")
+
+
+def test_a_file_name_with_blank_lines_and_markup_stays_one_line():
+    source = "notes\n\n![y](https:evil.example)\n\n[z](https:evil.example)\r\r.md"
+    citation = cite(1, QUOTE_1, source=source)
+    answer = Answer(question="q", answer=f"{QUOTE_1} [1]", grounded=True, citations=[citation], disclaimer=DISCLAIMER)
+    message = render.render_answer(answer, {source: TEXT})
+    (block,) = _check_message(message)
+    assert "![y](https:evil.example)" in "".join(parse(block).text)
+    view = render.render_corpus([Document(source=source, text=TEXT, sha256="0")], [citation])
+    out = parse(view)
+    assert "a" not in out.tags and "img" not in out.tags and "\n\n" not in view.split('class="doc-text"')[0]
+
+
+# --- the terminal ------------------------------------------------------------------------------------
+
+
+TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_text)
+def test_terminal_text_has_no_control_character_but_newline_and_tab(text):
+    out = render.escape_terminal(text)
+    assert not TERMINAL_UNSAFE.search(out), repr(out)
+    assert out.count("\n") == len(render.LINE_BREAK.findall(text))  # every line break, of any convention, once
+
+
+@given(st.text(st.characters(blacklist_categories=["Cc", "Cs", "Zl", "Zp"], blacklist_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")))
+def test_terminal_leaves_ordinary_text_alone(text):
+    assert render.escape_terminal(text) == text
+    assert render.escape_terminal(f"{text}\n\t{text}") == f"{text}\n\t{text}"
+
+
+def test_terminal_escape_sequences_print_as_text():
+    """Finding 9: `\\033]0;…\\007\\033[2J` retitled the terminal and cleared it."""
+    assert render.escape_terminal("a\x1b]0;pwned\x07\x1b[2Jb") == "a\\x1b]0;pwned\\x07\\x1b[2Jb"
+    assert render.escape_terminal("safe\rEVIL") == "safe\nEVIL"  # a bare CR cannot overwrite the line
+    assert render.escape_terminal("x\x9b2Jy\u202egnp.exe") == "x\\x9b2Jy\\u202egnp.exe"
+    assert render.escape_terminal("l1\r\nl2\x85l3\u2028l4\fl5") == "l1\nl2\nl3\nl4\nl5"
+
+
+# --- bounded output ----------------------------------------------------------------------------------
+
+
+def test_a_question_over_the_limit_is_not_echoed():
+    shown = render.render_question("x" * 1_000_000, max_chars=2000)
+    assert len(shown) < 100 and "1,000,000 characters" in shown
+    assert render.render_question("**hi**", max_chars=2000) == render.escape_markdown("**hi**")
+
+
+def test_busy_message_says_when_to_try_again():
+    message = render.with_disclaimer(render.busy_blocks(12))
+    assert "busy, try again in 12 s" in message and message.endswith(f"_{render.escape_markdown(DISCLAIMER)}_")
+
+
+def test_corpus_view_shows_a_window_of_a_large_cited_document_not_all_of_it():
+    filler = "Filler sentence about nothing in particular. " * 20
+    text = "\n\n".join([filler] * 300 + ["Selenium is found in Brazil nuts."] + [filler] * 300)  # ~550k characters
+    quote = "Selenium is found in Brazil nuts."
+    citation = Citation(n=1, quote=quote, source="big.txt", section="", start=text.index(quote),
+                        end=text.index(quote) + len(quote), score=1.0)
+    big = Document(source="big.txt", text=text, sha256="0")
+    small = Document(source="small.txt", text="Short.", sha256="1")
+    view = render.render_corpus([big, small], [citation])
+    assert len(text) > 500_000 and len(view) < 12_000
+    out = parse(view)
+    assert out.marks == [quote] and view.count("characters not shown") == 2
+    assert "Short." in view
+    uncited = render.render_corpus([big, small])
+    assert len(uncited) < 2_000 and "not shown" in uncited and "Short." in uncited
+
+
+def test_corpus_windows_merge_and_hold_their_spans():
+    text = "word " * 2000
+    windows = render.corpus_windows(text, [(2, 5000, 5004), (1, 100, 104), (3, 150, 154)], context_chars=100)
+    assert len(windows) == 2 and windows[0][0] <= 100 and windows[0][1] >= 154
+    assert windows[1][0] <= 5000 <= 5004 <= windows[1][1] and windows[1][1] - windows[1][0] <= 204
+    assert windows[0][1] - windows[0][0] <= 254
