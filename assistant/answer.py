@@ -8,11 +8,13 @@ disclaimer every answer, refusal and error carries.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from assistant.models import Answer, Chunk, Citation
 from assistant.retrieval import Hit
+from assistant.stores.base import ChunkReader
 
 DISCLAIMER = (
     "This assistant only quotes its documents and does not give medical advice. "
@@ -23,29 +25,6 @@ NOT_COVERED = (
     "The document does not cover this question, so there is nothing to quote for it. "
     "Try asking about what the document discusses."
 )
-
-
-@dataclass(frozen=True)
-class ScopePolicy:
-    """When a question counts as covered: best cosine + weight·(coverage − 1) ≥ threshold,
-    or the question names things (proper names, acronyms, "K2") that the corpus names too.
-
-    `coverage` is the IDF-weighted share of the question's words the corpus uses at all
-    (`LexicalIndex.coverage`), so a question about something the document never names
-    ("sources of iron") needs a much closer passage than one whose words all occur. Names are
-    the second route because a small embedding model knows little about rare names: "What did
-    the Framingham study find?" is far from every passage in cosine, yet plainly about one.
-    Calibrated on the development questions; see README "Quality".
-    """
-
-    threshold: float = 0.24
-    coverage_weight: float = 0.35
-
-    def score(self, best_dense: float, coverage: float) -> float:
-        return best_dense + self.coverage_weight * (coverage - 1.0)
-
-    def covers(self, best_dense: float, coverage: float, names_known: bool = False) -> bool:
-        return names_known or self.score(best_dense, coverage) >= self.threshold
 
 
 def _overlaps(a: Chunk, b: Chunk) -> bool:
@@ -94,18 +73,148 @@ def select_quotes(
     return chosen
 
 
-def cite(hits: Sequence[Hit]) -> list[Citation]:
+@dataclass(frozen=True)
+class Passage:
+    """A contiguous span of one document to quote: one chunk, or adjacent chunks that answer together.
+
+    `text == source_text[start:end]`; `highlight` is the span of its best chunk, inside it.
+    """
+
+    source: str
+    section: str
+    start: int
+    end: int
+    text: str
+    score: float
+    highlight: tuple[int, int]
+
+
+def passages_of(hits: Sequence[Hit]) -> list[Passage]:
+    """Each hit as a passage of its own (the hand-set policy's quotes)."""
+    return [Passage(h.chunk.source, h.chunk.section, h.chunk.start, h.chunk.end, h.chunk.text, h.score,
+                    (h.chunk.start, h.chunk.end)) for h in hits]
+
+
+_SENTENCE_ENDS = re.compile(r"[.!?](\s|$)")
+
+
+def _joinable(gap: str, kind: str) -> bool:
+    """Whether two chunks with `gap` between them read as one passage: nothing between, or (sentences) one sentence."""
+    if not gap.strip():
+        return True
+    return kind == "sentence" and len(gap) <= 400 and len(_SENTENCE_ENDS.findall(gap.strip())) <= 1
+
+
+def select_passages(
+    ranked: Sequence[tuple[Hit, float]],
+    reader: ChunkReader,
+    *,
+    relative: float,
+    absolute: float,
+    max_quotes: int,
+    extend: float = 1.0,
+    group_size: int = 3,
+) -> list[Passage]:
+    """The passages to quote, best first, from candidates ranked with their probability of answering.
+
+    The best candidate is always quoted; another only with at least `absolute` probability and
+    `relative` × the best one's, so an answer is not padded with loosely related sentences.
+    Then, within one document:
+
+    * a lead-in sentence that ends with ":" brings the list or table it introduces;
+    * `group_size` or more items of one list (rows of one table) become the whole list (table);
+    * a sentence next to a quoted one in the same paragraph joins it when its own probability is
+      at least `extend` × the quoted one's (a sentence that opens a topic, "other nutrients play
+      a role…", is quoted with the one that names them);
+    * chunks of one paragraph, list or table that are adjacent — or, for sentences, one
+      sentence apart — become one passage, so "Magnesium helps prevent this…" comes with the
+      sentence it continues, in document order, still an exact span.
+    """
+    if not ranked:
+        return []
+    best = ranked[0][1]
+    kept = [(hit, p) for i, (hit, p) in enumerate(ranked) if i == 0 or (p >= absolute and p >= relative * best)]
+    kept = kept[: max_quotes * 3]
+    if extend < 1.0:
+        chosen = {id(h) for h, _ in kept}
+        place = {(h.chunk.source, h.chunk.block, h.chunk.id): (h, p) for h, p in ranked}
+        for hit, p in list(kept):
+            if hit.chunk.kind != "sentence":
+                continue
+            for step in (-1, 1):
+                near = place.get((hit.chunk.source, hit.chunk.block, hit.chunk.id + step))
+                if near is not None and id(near[0]) not in chosen and near[1] >= extend * p:
+                    kept.append(near)
+                    chosen.add(id(near[0]))
+    pieces: list[tuple[Chunk, float, Chunk]] = []  # (span chunk, probability, the chunk that earned it)
+    by_block: dict[tuple[str, int], list[tuple[Hit, float]]] = {}
+    for hit, p in kept:
+        by_block.setdefault((hit.chunk.source, hit.chunk.block), []).append((hit, p))
+    for hit, p in kept:
+        chunk = hit.chunk
+        span = chunk
+        text = reader.document_text(chunk.source)
+        if chunk.kind == "sentence" and chunk.text.rstrip().endswith(":"):
+            following = reader.group(chunk.model_copy(update={"block": chunk.block + 1}))
+            if following is not None and following.section == chunk.section:
+                span = _stretch(chunk, following, text)
+        elif chunk.kind in ("list_item", "table_row"):
+            siblings = [h for h, _ in by_block[(chunk.source, chunk.block)] if h.chunk.kind == chunk.kind]
+            whole = reader.group(chunk) if len(siblings) >= group_size else None
+            if whole is not None:
+                span = whole
+        pieces.append((span, p, chunk))
+    return _merge(pieces, reader)[:max_quotes]
+
+
+def _stretch(first: Chunk, last: Chunk, text: str | None) -> Chunk:
+    """One chunk covering `first` through `last` (same document), its text cut from the document."""
+    if text is None:
+        return first
+    return first.model_copy(update={"end": last.end, "text": text[first.start : last.end], "kind": last.kind})
+
+
+def _merge(pieces: list[tuple[Chunk, float, Chunk]], reader: ChunkReader) -> list[Passage]:
+    ordered = sorted(pieces, key=lambda item: (item[0].source, item[0].start, -item[1]))
+    groups: list[list[tuple[Chunk, float, Chunk]]] = []
+    for piece in ordered:
+        span = piece[0]
+        if groups:
+            last = groups[-1][-1][0]
+            end = max(c.end for c, _, _ in groups[-1])
+            text = reader.document_text(span.source)
+            same_place = last.source == span.source and (last.block == span.block or span.start < end)
+            if same_place and (span.start < end or (text is not None and _joinable(text[end : span.start], span.kind))):
+                groups[-1].append(piece)
+                continue
+        groups.append([piece])
+    passages = []
+    for group in groups:
+        start = min(c.start for c, _, _ in group)
+        end = max(c.end for c, _, _ in group)
+        source = group[0][0].source
+        text = reader.document_text(source)
+        best = max(group, key=lambda item: item[1])
+        quote = text[start:end] if text is not None else best[0].text
+        if text is None:
+            start, end = best[0].start, best[0].end
+        passages.append(Passage(source, best[2].section, start, end, quote, best[1], (best[2].start, best[2].end)))
+    return sorted(passages, key=lambda p: (-p.score, p.source, p.start))
+
+
+def cite(passages: Sequence[Passage]) -> list[Citation]:
     return [
         Citation(
             n=n,
-            quote=hit.chunk.text,
-            source=hit.chunk.source,
-            section=hit.chunk.section,
-            start=hit.chunk.start,
-            end=hit.chunk.end,
-            score=round(hit.score, 4),
+            quote=passage.text,
+            source=passage.source,
+            section=passage.section,
+            start=passage.start,
+            end=passage.end,
+            score=round(passage.score, 4),
+            highlight=list(passage.highlight) if passage.highlight != (passage.start, passage.end) else None,
         )
-        for n, hit in enumerate(hits, start=1)
+        for n, passage in enumerate(passages, start=1)
     ]
 
 

@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from assistant.answer import DISCLAIMER, ScopePolicy, cite, compose_answer, select_quotes
+from assistant.answer import DISCLAIMER, cite, compose_answer, passages_of, select_passages, select_quotes
 from assistant.conversation import contextualize, join_turns
 from assistant.embedding import Embedder, get_embedder
+from assistant.features import QUESTION_FEATURES, candidate_features, question_features
+from assistant.indexing import open_synced
+from assistant.lexical import tokenize
 from assistant.models import Answer
+from assistant.query import english_words, rewrite
 from assistant.retrieval import Hit, Retriever
-from assistant.safety import safety_notice
+from assistant.safety import SafetyModel, load_safety_model, safety_notice
+from assistant.scope import AnswerModel, ScopePolicy, coverage, load_answer_model, names_known
 from assistant.settings import Settings
-from assistant.stores import ChunkStore, open_store
+from assistant.stores import ChunkReader, ChunkStore, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +61,40 @@ def validate_question(question: Any, *, max_chars: int) -> str:
     return text
 
 
+@dataclass
+class Judgement:
+    """What the assistant made of a question: the search, the candidates in rank order, the decisions.
+
+    `Assistant.inspect` returns it; `ask` turns it into an `Answer`; the training of the answer
+    model reads its features.
+    """
+
+    question: str
+    search: str  # the query searched for: with the earlier turn for a follow-up, typos fixed, abbreviations spelt out
+    own: str  # the question's own words, typos fixed, abbreviations spelt out: what scope is judged on
+    vector: np.ndarray  # the question's own embedding (the safety classifiers read it)
+    hits: list[Hit]  # candidates, best first
+    probabilities: np.ndarray  # each candidate's probability of answering (hand-set policy: its fused score)
+    candidate_features: np.ndarray
+    question_features: np.ndarray
+    answerable: float  # probability that the corpus answers it (hand-set policy: 1.0 or 0.0)
+    covered: bool
+    kind: str | None  # "emergency", "personal" or None
+    notice: str | None
+
+
 class Assistant:
     """Answers questions with quotes from the corpus; load once, ask many times (thread-safe)."""
 
-    def __init__(self, *, settings: Settings, store: ChunkStore, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: ChunkStore,
+        embedder: Embedder,
+        answer_model: AnswerModel | None = None,
+        safety_model: SafetyModel | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
@@ -71,6 +107,8 @@ class Assistant:
             neighbour_weight=settings.neighbour_weight,
         )
         self.policy = ScopePolicy(threshold=settings.scope_threshold, coverage_weight=settings.coverage_weight)
+        self.answer_model = answer_model
+        self.safety_model = safety_model
 
     @classmethod
     def load(
@@ -81,46 +119,104 @@ class Assistant:
         on_rebuild: Callable[[str], None] | None = None,
         show_progress: bool = False,
     ) -> "Assistant":
-        """Load the model and the store, bringing the index up to date first if the corpus or settings changed."""
+        """Load the model and the store, bringing the store in line with the corpus first.
+
+        With `settings.sync_on_load` off (a serving machine that may not hold the corpus), the
+        store is opened as it is. `on_rebuild` is told why the store is rebuilt or updated.
+        """
         settings = settings or Settings()
         embedder = embedder or get_embedder(settings.model, device=settings.device)
-        store = open_store(settings, embedder, on_rebuild=on_rebuild, show_progress=show_progress)
-        return cls(settings=settings, store=store, embedder=embedder)
+        if settings.sync_on_load:
+            store, _ = open_synced(settings, embedder, on_change=on_rebuild, show_progress=show_progress)
+        else:
+            store = open_store(settings, model=embedder.name, dimension=embedder.dimension)
+        return cls(
+            settings=settings, store=store, embedder=embedder,
+            answer_model=load_answer_model(settings.answer_model, embedder.name) if settings.learned else None,
+            safety_model=load_safety_model(settings.safety_model, embedder.name) if settings.learned else None,
+        )
 
-    def _retrieve(self, query: str, own_words: str, vector: np.ndarray | None = None) -> tuple[list[Hit], bool]:
-        """Hits for `query`, and whether they cover the question.
+    def inspect(self, question: str, history: Sequence[Any] | None = None) -> Judgement:
+        """Everything `ask` decides about `question`, before it is written up as an answer.
 
-        Coverage is judged on `own_words`, the user's latest turn: an earlier turn may supply
-        the subject of a follow-up (its names count), but not the words of a new, unrelated
-        question, which must share at least some vocabulary with the corpus.
+        Raises `InvalidQuestion` for empty, oversized or control-character input.
         """
-        hits = self.retriever.search(query, k=self.settings.candidates, vector=vector)
+        text = validate_question(question, max_chars=self.settings.max_question_chars)
+        query, previous = contextualize(text, history)
+        view = self.store.view()  # one state of the store for the whole question
+        vocabulary = view.vocabulary()
+        search = rewrite(query, vocabulary).text
+        # Scope is judged on the question's own words — unless it leans on the turn before, whose words it borrows.
+        own = search if query != text else rewrite(text, vocabulary).text
+        vectors = self.embedder.encode([search] if search == text else [search, text])
+        kind, notice = safety_notice(text, vectors[-1], self.safety_model)
+        judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice)
+        if not judgement.covered and previous is not None and query == text:
+            # Not covered alone, e.g. "Which organs improved?": read it with the turn before,
+            # provided the passage that reading finds is still related to the question itself.
+            joined = rewrite(join_turns(previous, text), vocabulary).text
+            retry = self._judge(view, text, joined, joined, self.embedder.encode([joined])[0], vectors[-1], kind, notice)
+            if retry.covered and self._related(view, vectors[-1], retry.hits[0]):
+                return retry
+        return judgement
+
+    def _judge(
+        self, view: ChunkReader, text: str, search: str, own: str, vector: np.ndarray, own_vector: np.ndarray,
+        kind: str | None, notice: str | None,
+    ) -> Judgement:
+        hits = self.retriever.search(search, k=self.settings.candidates, vector=vector, reader=view)
+        empty = np.zeros(0)
         if not hits:
-            return [], False
-        best = max(h.dense for h in hits)
-        coverage = self.store.coverage(own_words)
-        return hits, self.policy.covers(best, coverage, coverage > 0 and self.store.names_known(query))
+            return Judgement(text, search, own, own_vector, [], empty, empty, empty, 0.0, False, kind, notice)
+        model = self.answer_model
+        if model is None:  # the hand-set policy: covered or not, and the retrieval order
+            best = max(h.dense for h in hits)
+            covered_share = coverage(view, own)
+            covered = self.policy.covers(best, covered_share, covered_share > 0 and names_known(view, search))
+            scores = np.array([h.score for h in hits])
+            return Judgement(text, search, own, own_vector, hits, scores, empty, empty, float(covered), covered, kind, notice)
+        tokens = sorted(set(tokenize(search)) | set(tokenize(own)))
+        df = view.document_frequencies(tokens)
+        features = candidate_features(hits, tokenize(search), df, view.count())
+        logits = model.rank.logits(features)
+        order = np.lexsort((np.arange(len(hits)), -logits))
+        hits, features, logits = [hits[i] for i in order], features[order], logits[order]
+        facts = question_features(own, hits, logits, df, view.count(), english_words())
+        answerable = float(model.answerable.probabilities(facts)[0])
+        threshold = model.emergency_threshold if kind == "emergency" else model.threshold
+        # A small embedding model knows little about rare names: "What did the Framingham study find?" is far
+        # from every passage in cosine, yet plainly about one. Names the corpus uses, in a question that is
+        # not an emergency, count as covered (the hand-set policy's second route, kept).
+        covered = answerable >= threshold or (kind != "emergency" and facts[QUESTION_FEATURES.index("coverage")] > 0
+                                               and names_known(view, own))
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        return Judgement(text, search, own, own_vector, hits, probabilities, features, facts, answerable,
+                         covered, kind, notice)
 
     def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
         """Answer `question` (with earlier turns in `history`) from the corpus alone.
 
         Raises `InvalidQuestion` for empty, oversized or control-character input.
         """
-        text = validate_question(question, max_chars=self.settings.max_question_chars)
-        kind, notice = safety_notice(text)
-        query, previous = contextualize(text, history)
-        vector = self.retriever.encode(query)
-        hits, covered = self._retrieve(query, text, vector)
-        if not covered and previous is not None and query == text:
-            # Not covered alone, e.g. "Which organs improved?": read it with the turn before,
-            # provided the passage that reading finds is still related to the question itself.
-            joined_hits, joined_covered = self._retrieve(join_turns(previous, text), text)
-            if joined_covered and self._related(vector, joined_hits[0]):
-                hits, covered = joined_hits, True
-        quotes = select_quotes(hits, top_k=self.settings.top_k, group=self.store.group) if covered else []
-        return compose_answer(text, cite(quotes), notice=notice, lead_with_disclaimer=kind == "personal")
+        judgement = self.inspect(question, history)
+        passages = self._passages(judgement) if judgement.covered else []
+        return compose_answer(judgement.question, cite(passages), notice=judgement.notice,
+                              lead_with_disclaimer=judgement.kind == "personal")
 
-    def _related(self, vector: np.ndarray, hit: Hit) -> bool:
+    def _passages(self, judgement: Judgement) -> list:
+        view = self.store.view()
+        model = self.answer_model
+        if model is None:
+            return passages_of(select_quotes(judgement.hits, top_k=self.settings.top_k, group=view.group))
+        ranked = list(zip(judgement.hits, judgement.probabilities.tolist()))
+        return select_passages(ranked, view, relative=model.relative, absolute=model.absolute, extend=model.extend,
+                               max_quotes=self.settings.top_k)
+
+    def _related(self, view: ChunkReader, vector: np.ndarray, hit: Hit) -> bool:
         """Whether a passage found with the help of an earlier turn still relates to the new question."""
-        passage = self.store.vectors([hit.key])[0]
+        passage = view.vectors([hit.key])[0]
         return float(passage @ vector) >= self.settings.follow_up_floor
+
+    def close(self) -> None:
+        """Release the store (a Milvus Lite file serves one process at a time)."""
+        self.store.close()

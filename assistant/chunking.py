@@ -25,6 +25,14 @@ from dataclasses import dataclass, field
 
 from assistant.models import Chunk, Document
 
+#: Recorded in every store's manifest: a change to how documents are cut must re-index them.
+CHUNKER_VERSION = 1
+
+
+def chunking_manifest(*, max_chunk_chars: int, max_heading_words: int) -> dict[str, int]:
+    """What a store records about how its documents were cut; any difference means re-indexing."""
+    return {"chunker": CHUNKER_VERSION, "max_chunk_chars": max_chunk_chars, "max_heading_words": max_heading_words}
+
 _MD_HEADING = re.compile(r"\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"\s{0,3}(=+|-+)\s*$")
 _LIST_ITEM = re.compile(r"(\s*)(?:[-*+•]|\d{1,3}[.)])\s+(?=\S)")

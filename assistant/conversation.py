@@ -16,7 +16,9 @@ _REFERS_BACK = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|these|those|one|ones|he|she|his|her|former|latter|same)\b",
     re.IGNORECASE,
 )
-_CONTINUES = re.compile(r"^\s*(and|also|but|or|what about|how about|what else)\b", re.I)
+_CONTINUES = re.compile(r"^\s*(and|also|but|or|so|then|what about|how about|what else)\b", re.I)
+# "that" refers back when it is what the question is about ("was that…", "is that true"), not when it joins clauses.
+_THAT = re.compile(r"(^\s*that\b|\b(is|was|does|did|do|are|were|why|how|about|of|in|from) that\b|\bthat (one|study|form|row|table|list|part|kind|type)\b)", re.I)
 
 
 def user_turns(history: Iterable[Any] | None) -> list[str]:
@@ -46,7 +48,8 @@ def user_turns(history: Iterable[Any] | None) -> list[str]:
 
 def is_follow_up(question: str) -> bool:
     """Whether `question` refers back to an earlier turn rather than standing alone."""
-    return bool(_REFERS_BACK.search(question) or _CONTINUES.match(question) or len(question.split()) <= 2)
+    return bool(_REFERS_BACK.search(question) or _THAT.search(question) or _CONTINUES.match(question)
+                or len(question.split()) <= 2)
 
 
 def join_turns(previous: str, question: str) -> str:

@@ -1,8 +1,9 @@
 """Read the corpus folder: sorted, UTF-8, fingerprinted, never altered.
 
-Only `.txt` and `.md` files are read. Hidden files and folders, links that lead out of the
-folder, empty, binary, non-UTF-8 and oversized files are skipped with a warning, so one bad
-file never stops the others from being indexed. Nothing here opens a file for writing.
+`.txt` and `.md` files are read. Hidden files and folders are left alone; links that lead out of
+the folder or round in a loop, unreadable, vanished, empty, binary, non-UTF-8, oversized and
+unsupported files are skipped with a reason, so one bad file never stops the others from being
+indexed. Nothing here opens a file for writing.
 """
 
 from __future__ import annotations
@@ -10,13 +11,29 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.models import Document
 
 logger = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md")
+SUFFIXES = {".txt": "text", ".md": "markdown"}
+#: Formats people keep health documents in that are not read yet, with what to tell them.
+NOT_YET = {".pdf": "PDF: not supported yet", ".html": "web page: not supported yet", ".htm": "web page: not supported yet",
+           ".docx": "Word document: not supported", ".doc": "Word document: not supported"}
+
+
+class Unreadable(Exception):
+    """A corpus file that cannot be indexed; the message is the one-line reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file of the corpus folder that is not indexed, and why."""
+
+    source: str
+    reason: str
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -26,8 +43,19 @@ def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def list_corpus_files(corpus_dir: Path) -> list[Path]:
-    """Paths of the readable `.txt`/`.md` files under `corpus_dir`, in sorted order.
+def _inside(path: Path, root: Path) -> bool | None:
+    """Whether `path` resolves inside `root`; None when it cannot be resolved (a link loop)."""
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    except (OSError, RuntimeError):  # RuntimeError: "Symlink loop" on Python < 3.13
+        return None
+    return True
+
+
+def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[Skipped]]:
+    """The files under `corpus_dir` that can be read (sorted by relative path), and those skipped with a reason.
 
     Symbolic links are followed only when their target stays inside `corpus_dir`.
     """
@@ -35,51 +63,74 @@ def list_corpus_files(corpus_dir: Path) -> list[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist; create it and put .txt or .md files in it")
     found: list[Path] = []
+    skipped: list[Skipped] = []
     for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _escapes(Path(folder, d), root))
+        kept_dirs = []
+        for name in sorted(dirs):
+            if name.startswith("."):
+                continue
+            inside = _inside(Path(folder, name), root)
+            if inside:
+                kept_dirs.append(name)
+            else:
+                source = Path(folder, name).relative_to(root).as_posix()
+                skipped.append(Skipped(source, "a link that loops" if inside is None else "a link out of the corpus folder"))
+        dirs[:] = kept_dirs
         for name in sorted(files):
+            if name.startswith("."):
+                continue
             path = Path(folder, name)
-            if name.startswith(".") or not name.lower().endswith(SUFFIXES):
-                continue
-            if _escapes(path, root):
-                logger.warning("skipping %s: it links outside the corpus folder", path)
-                continue
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+            source = path.relative_to(root).as_posix()
+            suffix = Path(name).suffix.lower()
+            inside = _inside(path, root)
+            if inside is None:
+                skipped.append(Skipped(source, "a link that loops"))
+            elif not inside:
+                skipped.append(Skipped(source, "a link out of the corpus folder"))
+            elif suffix not in SUFFIXES:
+                skipped.append(Skipped(source, NOT_YET.get(suffix, f"unsupported file type {suffix or '(none)'}")))
+            else:
+                found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix()), sorted(skipped, key=lambda s: s.source)
 
 
-def _escapes(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root)
-    except (ValueError, OSError):
-        return True
-    return False
+def list_corpus_files(corpus_dir: Path) -> list[Path]:
+    """Paths of the readable files under `corpus_dir`, sorted; the others are logged as skipped."""
+    found, skipped = scan_corpus(corpus_dir)
+    for item in skipped:
+        logger.info("skipping %s: %s", item.source, item.reason)
+    return found
 
 
-def read_document(path: Path, corpus_dir: Path, *, max_bytes: int) -> Document | None:
-    """Read one file as a `Document`, or return None (with a warning) when it cannot be used."""
+def open_document(path: Path, corpus_dir: Path, *, max_bytes: int) -> Document:
+    """Read one file as a `Document`, or raise `Unreadable` with the reason."""
     source = path.relative_to(corpus_dir.resolve()).as_posix()
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            logger.warning("skipping %s: %d bytes is over the limit of %d (ASSISTANT_MAX_FILE_BYTES)", source, size, max_bytes)
-            return None
+            raise Unreadable(f"{size:,} bytes is over the limit of {max_bytes:,} (ASSISTANT_MAX_FILE_BYTES)")
         data = path.read_bytes()
     except OSError as exc:
-        logger.warning("skipping %s: cannot read it (%s)", source, exc)
-        return None
+        raise Unreadable(f"cannot read it ({exc.strerror or exc})") from exc
     if b"\x00" in data:
-        logger.warning("skipping %s: it looks binary (it contains NUL bytes)", source)
-        return None
+        raise Unreadable("it looks binary (it contains NUL bytes)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        logger.warning("skipping %s: it is not UTF-8 (%s); save it as UTF-8 to index it", source, exc.reason)
-        return None
+        raise Unreadable(f"it is not UTF-8 ({exc.reason}); save it as UTF-8 to index it") from exc
     if not text.strip():
-        logger.warning("skipping %s: it is empty", source)
+        raise Unreadable("it is empty")
+    kind = SUFFIXES.get(path.suffix.lower(), "text")
+    return Document(source=source, text=text, sha256=sha256_hex(data), kind=kind)  # type: ignore[arg-type]
+
+
+def read_document(path: Path, corpus_dir: Path, *, max_bytes: int) -> Document | None:
+    """Like `open_document`, but a file that cannot be used is logged and gives None."""
+    try:
+        return open_document(path, corpus_dir, max_bytes=max_bytes)
+    except Unreadable as exc:
+        logger.warning("skipping %s: %s", path.relative_to(corpus_dir.resolve()).as_posix(), exc)
         return None
-    return Document(source=source, text=text, sha256=sha256_hex(data))
 
 
 def load_corpus(corpus_dir: Path, *, max_bytes: int = 20_000_000) -> list[Document]:
@@ -90,5 +141,5 @@ def load_corpus(corpus_dir: Path, *, max_bytes: int = 20_000_000) -> list[Docume
 
 
 def fingerprint_corpus(corpus_dir: Path, *, max_bytes: int = 20_000_000) -> dict[str, str]:
-    """`{source: sha256}` for the usable files: what the manifest compares to decide on a rebuild."""
+    """`{source: sha256}` for the usable files."""
     return {doc.source: doc.sha256 for doc in load_corpus(corpus_dir, max_bytes=max_bytes)}

@@ -11,8 +11,9 @@ import logging
 import math
 import re
 import unicodedata
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -71,6 +72,43 @@ def named_terms(text: str) -> list[str]:
         for token in tokenize(match.group(0))
         if len(token) > 1  # a lone digit or letter ("1" in "alert(1)") names nothing
     ]
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words a corpus uses (lower-cased, with how many chunks use each) and the acronyms it defines."""
+
+    words: dict[str, int] = field(default_factory=dict)
+    acronyms: dict[str, str] = field(default_factory=dict)
+
+
+_ACRONYM = re.compile(r"\(([A-Z][A-Za-z0-9]{1,9})\)")
+_BEFORE = re.compile(r"[A-Za-z][\w-]*")
+
+
+def build_vocabulary(texts: Iterable[str]) -> Vocabulary:
+    """The `Vocabulary` of these chunk texts; acronyms are "long form (LF)" definitions whose initials match.
+
+    >>> v = build_vocabulary(["Vascular smooth muscle cells (VSMCs) change.", "chronic kidney disease (CKD)"])
+    >>> v.acronyms == {"VSMCs": "Vascular smooth muscle cells", "CKD": "chronic kidney disease"}
+    True
+    >>> v.words["vascular"]
+    1
+    """
+    counts: dict[str, int] = {}
+    acronyms: dict[str, str] = {}
+    for text in texts:
+        for word in set(words(text)):
+            counts[word] = counts.get(word, 0) + 1
+        for match in _ACRONYM.finditer(text):
+            acronym = match.group(1)
+            letters = acronym[:-1] if acronym.endswith("s") and len(acronym) > 2 else acronym
+            before = _BEFORE.findall(text[max(0, match.start() - 200) : match.start()])
+            if len(before) >= len(letters):
+                phrase = before[-len(letters):]
+                if all(w[0].lower() == c.lower() for w, c in zip(phrase, letters)):
+                    acronyms.setdefault(acronym, " ".join(phrase))
+    return Vocabulary(dict(sorted(counts.items())), acronyms)
 
 
 def idf(df: int, n: int) -> float:

@@ -11,20 +11,23 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ChunkKind = Literal["sentence", "list_item", "table_row", "list", "table"]
+DocumentKind = Literal["text", "markdown", "html", "pdf"]
 
 
 class Document(BaseModel):
-    """One corpus file, read verbatim.
+    """One corpus file as indexed.
 
-    `text` is the file's bytes decoded as UTF-8 with newlines untouched, so that
-    `text[start:end]` of any chunk is exactly what a reader sees in the file.
+    `text` is the document's `source_text`: for text and Markdown files, the file's bytes decoded
+    as UTF-8 with newlines untouched, so that `text[start:end]` of any chunk is exactly what a
+    reader sees in the file.
     """
 
     model_config = ConfigDict(frozen=True)
 
     source: str = Field(description="Path relative to the corpus folder, with '/' separators.")
     text: str
-    sha256: str = Field(description="sha256 of the file's bytes: the fingerprint the manifest records.")
+    sha256: str = Field(description="sha256 of the file's bytes: the fingerprint the store records.")
+    kind: DocumentKind = "text"
 
 
 class Chunk(BaseModel):
@@ -68,6 +71,11 @@ class Citation(BaseModel):
     start: int
     end: int
     score: float
+    highlight: list[int] | None = Field(
+        default=None,
+        description="[start, end] of the sentence (or row, item) that answers best, inside [start, end], "
+        "when the quote is a longer passage; null when the whole quote is that.",
+    )
 
 
 class Answer(BaseModel):

@@ -1,16 +1,33 @@
-"""Medical-safety triggers: the one reviewed list of patterns and the fixed notices they add.
+"""Medical-safety triggers: a reviewed list of patterns, a classifier that reads situations, and the notices.
 
 A question that describes an emergency gets `EMERGENCY_NOTICE` before anything else; one that
-asks for a personal dose or diagnosis gets `PERSONAL_NOTICE`. Neither replaces the disclaimer,
-and neither changes what is quoted. Patterns are matched on the normalised question
-(lower-case, NFKC). Each pattern has a test in tests/test_safety.py; add new ones there too.
+asks for a personal dose or diagnosis gets `PERSONAL_NOTICE`. Neither replaces the disclaimer.
+
+Two signals, either enough:
+
+* the patterns below, matched on the normalised question (lower-case, NFKC): the words people
+  use when they name the emergency ("chest pain", "overdose"); each has a test in tests/test_safety.py;
+* `SafetyModel`: logistic regressions over the question's sentence embedding — the vector the
+  assistant computes anyway, so it costs no encoder pass — trained on the question bank's tuning
+  part, which describes emergencies in everyday words ("he is turning blue and gasping"). The
+  personal-advice classifier counts only when the question speaks of the asker or someone close
+  ("I", "my", "me", "we"), since "what dose is usual?" is a general question.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from assistant.lexical import normalize
+
+logger = logging.getLogger(__name__)
 
 EMERGENCY_NOTICE = (
     "If this may be an emergency, call your local emergency number (for example 911, 112 or 999) "
@@ -73,10 +90,79 @@ def is_personal_advice(question: str) -> bool:
     return any(p.search(text) for p in _PERSONAL)
 
 
-def safety_notice(question: str) -> tuple[str | None, str | None]:
-    """(kind, notice) for the first rule that applies: "emergency", then "personal"; else (None, None)."""
-    if is_emergency(question):
+_FIRST_PERSON = re.compile(r"\b(i|i'm|im|i've|ive|i'd|i'll|me|my|mine|myself|we|we're|our|ours|us)\b")
+
+
+def speaks_of_oneself(question: str) -> bool:
+    """Whether the question is about the asker or someone close to them ("I", "my", "we"…)."""
+    return bool(_FIRST_PERSON.search(normalize(question)))
+
+
+@dataclass(frozen=True)
+class SafetyModel:
+    """Two linear classifiers over a question's embedding: an emergency now, and a request for personal advice."""
+
+    embedder: str
+    emergency_coef: np.ndarray
+    emergency_intercept: float
+    emergency_threshold: float
+    personal_coef: np.ndarray
+    personal_intercept: float
+    personal_threshold: float
+    trained: dict[str, Any]
+
+    def emergency(self, vector: np.ndarray) -> float:
+        return float(1.0 / (1.0 + np.exp(-(vector @ self.emergency_coef + self.emergency_intercept))))
+
+    def personal(self, vector: np.ndarray) -> float:
+        return float(1.0 / (1.0 + np.exp(-(vector @ self.personal_coef + self.personal_intercept))))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"embedder": self.embedder, "trained": self.trained,
+                "emergency": {"coef": self.emergency_coef.tolist(), "intercept": self.emergency_intercept,
+                              "threshold": self.emergency_threshold},
+                "personal": {"coef": self.personal_coef.tolist(), "intercept": self.personal_intercept,
+                             "threshold": self.personal_threshold}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SafetyModel":
+        e, p = data["emergency"], data["personal"]
+        return cls(data["embedder"], np.asarray(e["coef"], float), float(e["intercept"]), float(e["threshold"]),
+                   np.asarray(p["coef"], float), float(p["intercept"]), float(p["threshold"]), dict(data.get("trained", {})))
+
+
+DEFAULT_SAFETY_MODEL = Path(__file__).resolve().parent / "data" / "safety_model.json"
+
+
+def load_safety_model(path: Path | None, embedder: str) -> SafetyModel | None:
+    """The safety classifiers at `path` (the packaged ones by default), or None (patterns only) when unusable."""
+    path = path or DEFAULT_SAFETY_MODEL
+    try:
+        model = SafetyModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        logger.warning("no safety model at %s: emergency and personal-advice notices rely on patterns only", path)
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.warning("the safety model %s cannot be read (%s): patterns only", path, exc)
+        return None
+    if model.embedder != embedder:
+        logger.warning("the safety model %s was trained for %s, not %s: patterns only", path, model.embedder, embedder)
+        return None
+    return model
+
+
+def safety_notice(
+    question: str, vector: np.ndarray | None = None, model: SafetyModel | None = None
+) -> tuple[str | None, str | None]:
+    """(kind, notice) for the first rule that applies: "emergency", then "personal"; else (None, None).
+
+    `vector` is the question's own embedding; without it (or a model) only the patterns apply.
+    """
+    learned = model is not None and vector is not None
+    if is_emergency(question) or (learned and model.emergency(vector) >= model.emergency_threshold):
         return "emergency", EMERGENCY_NOTICE
-    if is_personal_advice(question):
+    if is_personal_advice(question) or (
+        learned and speaks_of_oneself(question) and model.personal(vector) >= model.personal_threshold
+    ):
         return "personal", PERSONAL_NOTICE
     return None, None

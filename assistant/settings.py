@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore")
 
-    corpus_dir: Path = Field(default=PROJECT_ROOT / "corpus", description="Folder of .txt/.md documents.")
+    corpus_dir: Path = Field(default=PROJECT_ROOT / "corpus", description="Folder of .txt/.md documents (never written).")
     index_dir: Path = Field(default=PROJECT_ROOT / "index", description="Where the index and manifest live.")
     model: str = Field(
         default=BUNDLED_MODEL,
@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         default=0.24, description="Below this scope score a question is answered as not covered."
     )
     coverage_weight: float = Field(default=0.35, ge=0.0, description="How much unknown words lower the scope score.")
+    learned: bool = Field(
+        default=True,
+        description="Rank, decide scope and read emergencies with the models trained on the question bank "
+        "(assistant/data); false: the hand-set policy (SCOPE_THRESHOLD, COVERAGE_WEIGHT) and the patterns only.",
+    )
+    answer_model: Path | None = Field(default=None, description="Another answer model JSON (default: the packaged one).")
+    safety_model: Path | None = Field(default=None, description="Another safety model JSON (default: the packaged one).")
     follow_up_floor: float = Field(
         default=0.15, description="Least cosine between a question and a passage found only with an earlier turn."
     )
@@ -93,6 +100,17 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _apart(self) -> "Settings":
+        """The index folder is written and cleaned; the corpus is never written: they must not overlap."""
+        corpus, index = self.corpus_dir, self.index_dir
+        if corpus == index or corpus in index.parents or index in corpus.parents:
+            raise ValueError(
+                f"the index folder {index} and the corpus folder {corpus} overlap; "
+                "put the index elsewhere (--index DIR or ASSISTANT_INDEX_DIR)"
+            )
+        return self
 
     # Serving (assistant/server): where app.py listens, who may use it, and the limits that keep it up.
     # README "Running it for others" explains each; `python -m assistant.server.auth` makes the hashes.

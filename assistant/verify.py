@@ -49,6 +49,9 @@ def verify_store(store: ChunkStore, corpus_dir: Path, *, max_problems: int = 50)
             problem(f"{source}: the file changed since it was indexed (sha256 {sha256[:12]}…); re-index it")
             continue
         text = data.decode("utf-8")
+        stored = store.document_text(source)
+        if stored is not None and stored != text:
+            problem(f"{source}: the stored text differs from the file's")
         for record in store.chunks_of(source):
             report.chunks += 1
             chunk = record.chunk

@@ -33,7 +33,7 @@ def neighbour_stats(x: np.ndarray, sample: int = 300) -> dict[str, float]:
 def ann_hardness(x: np.ndarray, queries: int = 300) -> dict[str, float]:
     import faiss
 
-    from assistant import bench
+    from assistant.bench.timing import recall_at_k
 
     rng = np.random.default_rng(2)
     held_out = rng.choice(len(x), queries, replace=False)
@@ -49,13 +49,14 @@ def ann_hardness(x: np.ndarray, queries: int = 300) -> dict[str, float]:
     ivf.train(base)
     ivf.add(base)
     ivf.nprobe = 2
-    return {name: bench.recall_at_k(index.search(q, 10)[1], truth, 10) for name, index in (("hnsw_weak", hnsw), ("ivf_weak", ivf))}
+    return {name: recall_at_k(index.search(q, 10)[1], truth, 10) for name, index in (("hnsw_weak", hnsw), ("ivf_weak", ivf))}
 
 
 def main() -> None:
-    from assistant import bench
-    from assistant.beir import load_beir
+    from assistant.bench.indexing import chunk_texts, write_beir_corpus
+    from assistant.bench.synthetic import SyntheticVectors
     from assistant.embedding import get_embedder
+    from assistant.evaluation.beir_data import load_beir
     from assistant.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,13 +65,13 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = bench.write_beir_corpus(load_beir(args.beir), Path(tmp), limit=args.docs)
-        texts = bench.chunk_texts(Settings(corpus_dir=folder))
+        folder = write_beir_corpus(load_beir(args.beir), Path(tmp), limit=args.docs)
+        texts = chunk_texts(Settings(corpus_dir=folder))
     real = get_embedder().encode(texts)
     sets = {
         "real (SciFact chunks)": real,
-        "topical": bench.SyntheticVectors("topical", n=len(real), seed=0).corpus(),
-        "random": bench.SyntheticVectors("random", n=len(real), seed=0).corpus(),
+        "topical": SyntheticVectors("topical", n=len(real), seed=0).corpus(),
+        "random": SyntheticVectors("random", n=len(real), seed=0).corpus(),
     }
     print(f"{len(real)} chunks of {args.docs} documents\n")
     print("| vectors | nearest cosine | 10th nearest | random pair | weak HNSW recall@10 | weak IVF recall@10 |")

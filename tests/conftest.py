@@ -1,15 +1,19 @@
-"""Shared fixtures: a fake deterministic embedder (no model download) and isolated folders."""
+"""Shared fixtures: a fake deterministic embedder (no model download), isolated folders, guards.
+
+Guards that hold for every test: the project's `corpus/` is byte-for-byte the same afterwards,
+and the real embedding model is loaded only by tests marked `slow`.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from assistant.corpus import sha256_hex
 from assistant.lexical import tokenize
 from assistant.settings import Settings
 
@@ -26,9 +30,11 @@ class FakeEmbedder:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.texts = 0
 
     def encode(self, texts, *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         self.calls += 1
+        self.texts += len(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for token in tokenize(text):
@@ -41,8 +47,14 @@ class FakeEmbedder:
         return out
 
 
-def tree_hashes(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): sha256_hex(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` with its bytes: compared whole, not through the project's own hashing."""
+    out = {}
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            path = Path(dirpath, name)
+            out[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return out
 
 
 @pytest.fixture
@@ -57,9 +69,9 @@ def corpus_dir(tmp_path: Path):
     folder.mkdir()
     shutil.copy(ARTICLE, folder / ARTICLE.name)
     shutil.copy(FIXTURES / "corpus_md" / "iron.md", folder / "iron.md")
-    before = tree_hashes(folder)
+    before = snapshot(folder)
     yield folder
-    assert tree_hashes(folder) == before, "the program modified the corpus folder"
+    assert snapshot(folder) == before, "the program modified the corpus folder"
 
 
 @pytest.fixture
@@ -70,6 +82,20 @@ def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
 @pytest.fixture(autouse=True)
 def project_corpus_untouched():
     """Every test: the project's own corpus/ is byte-for-byte the same afterwards."""
-    before = tree_hashes(ROOT / "corpus")
+    before = snapshot(ROOT / "corpus")
     yield
-    assert tree_hashes(ROOT / "corpus") == before, "a test modified the project's corpus/"
+    assert snapshot(ROOT / "corpus") == before, "a test modified the project's corpus/"
+
+
+@pytest.fixture(autouse=True)
+def real_model_only_when_slow(request, monkeypatch):
+    """A test not marked `slow` that reaches for the real model fails instead of silently loading it."""
+    if request.node.get_closest_marker("slow"):
+        return
+    import assistant.embedding as embedding
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("this test loads the real embedding model: mark it `slow` or pass the fake embedder")
+
+    monkeypatch.setattr(embedding, "_MODELS", {})  # a model a slow test loaded earlier is not handed out either
+    monkeypatch.setattr(embedding, "SentenceTransformerEmbedder", refuse)

@@ -3,9 +3,10 @@ from __future__ import annotations
 from hypothesis import given, settings as hsettings, strategies as st
 
 from assistant import Assistant
-from assistant.answer import DISCLAIMER, NOT_COVERED, ScopePolicy, cite, compose_answer, select_quotes
+from assistant.answer import DISCLAIMER, NOT_COVERED, cite, compose_answer, passages_of, select_passages, select_quotes
 from assistant.models import Chunk
 from assistant.retrieval import Hit
+from assertions import assert_quotes_exact
 
 
 def chunk(i: int, start: int, end: int, kind: str = "sentence", block: int = 0) -> Chunk:
@@ -37,7 +38,7 @@ def test_rows_of_one_table_close_together_are_quoted_as_the_table():
 
 
 def test_compose_answer_marks_quotes_and_refuses_without_them():
-    citations = cite([Hit(chunk(0, 0, 3), 0.5, 0.5, 0.0)])
+    citations = cite(passages_of([Hit(chunk(0, 0, 3), 0.5, 0.5, 0.0)]))
     answer = compose_answer("q?", citations)
     assert answer.grounded and answer.answer == "xxx [1]" and answer.disclaimer == DISCLAIMER
     refusal = compose_answer("q?", [])
@@ -46,20 +47,13 @@ def test_compose_answer_marks_quotes_and_refuses_without_them():
     assert personal.answer.startswith(DISCLAIMER) and personal.notice == "N"
 
 
-def test_scope_policy():
-    policy = ScopePolicy(threshold=0.3, coverage_weight=0.5)
-    assert policy.covers(0.6, 1.0) and not policy.covers(0.6, 0.2) and not policy.covers(0.2, 1.0)
-
-
 def test_assistant_quotes_exact_spans(settings, fake_embedder):
     bot = Assistant.load(settings, embedder=fake_embedder)
     answer = bot.ask("Do black beans and lentils contain magnesium?")
     assert answer.grounded and answer.disclaimer == DISCLAIMER
     assert "lentils" in answer.citations[0].quote
-    for c in answer.citations:
-        text = (settings.corpus_dir / c.source).read_bytes().decode("utf-8")
-        assert text[c.start : c.end] == c.quote
-        assert f"[{c.n}]" in answer.answer
+    assert_quotes_exact(answer, settings.corpus_dir)
+    assert all(f"[{c.n}]" in answer.answer for c in answer.citations)
     assert not bot.ask("Who won the football world cup?").grounded
 
 
@@ -76,12 +70,72 @@ def test_any_question_gives_exact_quotes_or_a_clear_error(question, tmp_path_fac
         (folder / "corpus").mkdir()
         (folder / "corpus" / ARTICLE.name).write_bytes(ARTICLE.read_bytes())
         _BOT = Assistant.load(Settings(corpus_dir=folder / "corpus", index_dir=folder / "index"), embedder=FakeEmbedder())
-    source = ARTICLE.read_text(encoding="utf-8")
     try:
         answer = _BOT.ask(question)
     except InvalidQuestion as exc:
         assert str(exc) and exc.disclaimer == DISCLAIMER
         return
-    assert answer.disclaimer == DISCLAIMER
-    for c in answer.citations:
-        assert source[c.start : c.end] == c.quote
+    assert_quotes_exact(answer, ARTICLE.parent)
+
+
+class _Reader:
+    """A reader of one document's chunks: what select_passages needs (texts and whole lists)."""
+
+    def __init__(self, text: str, chunks: list[Chunk]) -> None:
+        self.text, self.chunks = text, chunks
+
+    def document_text(self, source):
+        return self.text if source == "a.txt" else None
+
+    def group(self, chunk):
+        return next((c for c in self.chunks if c.block == chunk.block and c.kind in ("list", "table")), None)
+
+
+DOC = "Intro one. Magnesium guards calcium. It keeps it in bone. Off topic here.\nFoods:\n- Nuts\n- Beans\n- Greens\n"
+
+
+def _chunks() -> list[Chunk]:
+    spans = [(0, 10, "sentence", 0), (11, 36, "sentence", 0), (37, 57, "sentence", 0), (58, 73, "sentence", 0),
+             (74, 80, "sentence", 1)]
+    out = [Chunk(id=i, source="a.txt", section="S", kind=k, start=s, end=e, text=DOC[s:e], block=b)
+           for i, (s, e, k, b) in enumerate(spans)]
+    items = [(DOC.index("Nuts"), DOC.index("Nuts") + 4), (DOC.index("Beans"), DOC.index("Beans") + 5),
+             (DOC.index("Greens"), DOC.index("Greens") + 6)]
+    whole = Chunk(id=5, source="a.txt", section="S", kind="list", start=items[0][0], end=items[-1][1],
+                  text=DOC[items[0][0]:items[-1][1]], block=2)
+    out.append(whole)
+    out += [Chunk(id=6 + i, source="a.txt", section="S", kind="list_item", start=s, end=e, text=DOC[s:e], block=2)
+            for i, (s, e) in enumerate(items)]
+    return out
+
+
+def _ranked(chunks, picks):
+    return [(Hit(chunks[i], p, p, 0.0), p) for i, p in picks]
+
+
+def test_adjacent_sentences_become_one_exact_passage_with_the_best_highlighted():
+    chunks = _chunks()
+    reader = _Reader(DOC, chunks)
+    passages = select_passages(_ranked(chunks, [(2, 0.9), (1, 0.8)]), reader, relative=0.5, absolute=0.2, max_quotes=3)
+    assert len(passages) == 1
+    p = passages[0]
+    assert (p.start, p.end) == (11, 57) and p.text == DOC[11:57] and p.highlight == (37, 57)
+    citation = cite(passages)[0]
+    assert citation.quote == DOC[citation.start : citation.end] and citation.highlight == [37, 57]
+
+
+def test_weak_candidates_are_not_quoted():
+    chunks = _chunks()
+    passages = select_passages(_ranked(chunks, [(1, 0.9), (3, 0.3)]), _Reader(DOC, chunks), relative=0.5,
+                               absolute=0.2, max_quotes=3)
+    assert [p.text for p in passages] == ["Magnesium guards calcium."]
+
+
+def test_a_lead_in_brings_its_list_and_three_items_become_the_list():
+    chunks = _chunks()
+    reader = _Reader(DOC, chunks)
+    lead = select_passages(_ranked(chunks, [(4, 0.9)]), reader, relative=0.5, absolute=0.2, max_quotes=3)
+    assert lead[0].text == "Foods:\n- Nuts\n- Beans\n- Greens"
+    items = select_passages(_ranked(chunks, [(6, 0.9), (8, 0.85), (7, 0.8)]), reader, relative=0.5, absolute=0.2,
+                            max_quotes=3)
+    assert [p.text for p in items] == ["Nuts\n- Beans\n- Greens"]

@@ -10,6 +10,8 @@ import pytest
 from conftest import FIXTURES
 
 from assistant import bench
+from assistant.bench import machine, report, synthetic
+from assistant.bench import milvus as milvus_part
 from assistant.cli import main
 
 pytest.importorskip("pymilvus", reason="the milvus extra is not installed: pip install -e '.[milvus]'")
@@ -24,9 +26,9 @@ ROW_KEYS = {
 
 @pytest.fixture(scope="module")
 def milvus(tmp_path_factory) -> dict:
-    vocabulary = bench.word_distribution([(FIXTURES / "corpus_md" / "iron.md").read_text(encoding="utf-8")])
+    vocabulary = synthetic.word_distribution([(FIXTURES / "corpus_md" / "iron.md").read_text(encoding="utf-8")])
     workdir = tmp_path_factory.mktemp("bench-milvus")
-    result = bench.bench_milvus([2000], queries=20, vocabulary=vocabulary, isolate=False, workdir=workdir)
+    result = milvus_part.bench_milvus([2000], queries=20, vocabulary=vocabulary, isolate=False, workdir=workdir)
     assert list(workdir.iterdir()) == []  # the Milvus Lite file and the FAISS index are gone
     return result
 
@@ -34,7 +36,7 @@ def milvus(tmp_path_factory) -> dict:
 def test_every_engine_reports_every_figure(milvus: dict) -> None:
     (case,) = milvus["cases"]
     assert case["n"] == 2000 and case["queries"] == 20 and len(case["inputs_sha256"]) == 64
-    assert set(case["engines"]) == set(bench.MILVUS_ENGINES)
+    assert set(case["engines"]) == set(milvus_part.MILVUS_ENGINES)
     for name, row in case["engines"].items():
         assert ROW_KEYS <= set(row), name
         assert "hybrid_top" not in row  # the raw top-k lists stay out of the JSON
@@ -49,13 +51,15 @@ def test_every_engine_reports_every_figure(milvus: dict) -> None:
     assert case["engines"]["faiss-flat"]["recall_at_k"] == 1.0  # exact search finds the exact neighbours
     lite = case["engines"]["milvus-lite"]
     assert lite["files"] == 2 and lite["unindexed_segments"] == 0  # every segment has its HNSW index
-    assert set(lite["steps_s"]) == {"open", "add", "flush", "index_wait"}
+    assert set(lite["steps_s"]) == {"open", "add", "commit", "index_wait"}
+    for name in ("faiss-flat", "faiss-hnsw"):  # a FAISS commit splits into building the next state and saving it
+        assert set(case["engines"][name]["steps_s"]) == {"add", "commit"} and case["engines"][name]["save_s"] > 0
     assert lite["client_s"] and all(c["calls"] > 0 and c["s"] >= 0 for c in lite["client_s"].values())
-    assert milvus["hnsw"] == {"m": 32, "ef_construction": 80, "ef_search": 128}
+    assert milvus["hnsw"] == milvus["faiss_hnsw"] == {"m": 32, "ef_construction": 80, "ef_search": 128}
 
 
 def test_report_merges_renders_and_plots(milvus: dict, tmp_path: Path, capsys) -> None:
-    text = bench.render_markdown({"milvus": milvus})
+    text = report.render_markdown({"milvus": milvus})
     assert "Milvus Lite vs FAISS" in text and "| 2,000 | Milvus Lite HNSW |" in text and "| 2,000 | FAISS HNSW |" in text
     saved = tmp_path / "milvus.json"
     saved.write_text(json.dumps({"milvus": milvus}), encoding="utf-8")
@@ -78,19 +82,19 @@ def test_cli_takes_the_milvus_part_only_when_asked(capsys) -> None:
 
 
 def test_a_failed_engine_keeps_the_other_rows(monkeypatch) -> None:
-    measure = bench.measure_engine
+    measure = milvus_part.measure_engine
 
     def crash_milvus(n, engine, **kwargs):
         if engine == "milvus-lite":
             raise RuntimeError("killed")
         return measure(n, engine, **kwargs)
 
-    monkeypatch.setattr(bench, "measure_engine", crash_milvus)
-    vocabulary = bench.word_distribution(["magnesium calcium bone vitamin heart"])
-    result = bench.bench_milvus([300], engines=["faiss-flat", "milvus-lite"], queries=3, vocabulary=vocabulary, isolate=False)
+    monkeypatch.setattr(milvus_part, "measure_engine", crash_milvus)
+    vocabulary = synthetic.word_distribution(["magnesium calcium bone vitamin heart"])
+    result = milvus_part.bench_milvus([300], engines=["faiss-flat", "milvus-lite"], queries=3, vocabulary=vocabulary, isolate=False)
     rows = result["cases"][0]["engines"]
     assert rows["milvus-lite"]["error"] == "RuntimeError: killed" and rows["faiss-flat"]["recall_at_k"] == 1.0
-    assert "| 300 | Milvus Lite HNSW | failed after" in bench.render_markdown({"milvus": result})
+    assert "| 300 | Milvus Lite HNSW | failed after" in report.render_markdown({"milvus": result})
 
 
 def test_memory_watch_counts_new_child_processes_only() -> None:
@@ -98,7 +102,7 @@ def test_memory_watch_counts_new_child_processes_only() -> None:
 
     earlier = subprocess.Popen(["sleep", "5"])  # running before the watch starts: not the engine's
     try:
-        watch = bench.MemoryWatch(interval=0.02).start()
+        watch = machine.MemoryWatch(interval=0.02).start()
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
         child.wait()
         memory = watch.stop()
@@ -106,4 +110,4 @@ def test_memory_watch_counts_new_child_processes_only() -> None:
         earlier.kill()
         earlier.wait()
     assert memory["child_processes"] and "sleep" not in memory["child_processes"] and memory["children_peak_mb"] > 0
-    assert memory["peak_rss_mb"] >= bench.rss_mb() * 0.5
+    assert memory["peak_rss_mb"] >= machine.rss_mb() * 0.5

@@ -1,3 +1,5 @@
+"""The command line through `main()`: output contracts, exit codes, messages; the fake embedder via the one seam."""
+
 from __future__ import annotations
 
 import io
@@ -7,7 +9,7 @@ import sys
 
 import pytest
 
-import assistant.assistant as assistant_module
+import assistant.cli.common as cli_common
 from assistant.answer import DISCLAIMER
 from assistant.cli import main
 from conftest import ROOT, FakeEmbedder
@@ -15,7 +17,7 @@ from conftest import ROOT, FakeEmbedder
 
 @pytest.fixture
 def cli_env(monkeypatch, settings):
-    monkeypatch.setattr(assistant_module, "get_embedder", lambda *a, **k: FakeEmbedder())
+    monkeypatch.setattr(cli_common, "make_embedder", lambda settings: FakeEmbedder())
     monkeypatch.setenv("ASSISTANT_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(settings.index_dir))
     return settings
@@ -34,7 +36,7 @@ def test_help_documents_commands_and_disclaimer(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0
-    for word in ("ask", "index", "eval", "healthcare professional", "ASSISTANT_"):
+    for word in ("ask", "index", "verify", "eval", "bench", "healthcare professional", "ASSISTANT_"):
         assert word in out
 
 
@@ -55,7 +57,7 @@ def test_ask_json_contract(capsys, cli_env):
     code, out, err = run(capsys, "ask", "--json", "Do lentils contain magnesium?")
     assert code == 0
     data = json.loads(out)
-    assert set(data) >= {"question", "answer", "grounded", "citations", "disclaimer"}
+    assert set(data) >= {"question", "answer", "grounded", "citations", "disclaimer", "notice"}
     assert data["grounded"] is True and data["disclaimer"] == DISCLAIMER
     for c in data["citations"]:
         assert set(c) >= {"n", "quote", "source", "section", "start", "end", "score"}
@@ -69,9 +71,27 @@ def test_ask_text_output(capsys, cli_env):
     assert code == 0 and "[1]" in out and "Sources:" in out and out.rstrip().endswith(DISCLAIMER)
 
 
+def test_stdin_lines_are_separate_questions_unless_asked_for_a_conversation(capsys, cli_env, monkeypatch):
+    lines = b"Which magnesium form is calming?\nIs it well absorbed?\n"
+    code, out, _ = run(capsys, "ask", "--json", stdin=lines, monkeypatch=monkeypatch)
+    alone = [json.loads(line) for line in out.splitlines()]
+    code, out, _ = run(capsys, "ask", "--json", "--conversation", stdin=lines, monkeypatch=monkeypatch)
+    together = [json.loads(line) for line in out.splitlines()]
+    assert alone[0] == together[0]
+    assert alone[1]["citations"] != together[1]["citations"], "the second line was read as a follow-up by default"
+    assert any("Glycinate" in c["quote"] for c in together[1]["citations"])
+
+
+def test_batch_text_output_says_which_question_each_answer_is_for(capsys, cli_env, monkeypatch):
+    code, out, _ = run(capsys, "ask", stdin=b"Do lentils contain magnesium?\n\nWhat is whitlockite?\n", monkeypatch=monkeypatch)
+    assert code == 0
+    assert out.index("Q1: Do lentils contain magnesium?") < out.index("Q3: What is whitlockite?")
+    assert out.count(DISCLAIMER) == 2
+
+
 def test_stdin_batch_with_a_bad_line(capsys, cli_env, monkeypatch):
     lines = "Which magnesium form is calming?\n\xff\xfe\nWhat about its bioavailability?\n".encode("latin-1")
-    code, out, err = run(capsys, "ask", "--json", stdin=lines, monkeypatch=monkeypatch)
+    code, out, err = run(capsys, "ask", "--json", "--conversation", stdin=lines, monkeypatch=monkeypatch)
     assert code == 2
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 3
@@ -80,9 +100,54 @@ def test_stdin_batch_with_a_bad_line(capsys, cli_env, monkeypatch):
     assert "line 2" in err
 
 
-def test_index_command_rebuilds(capsys, cli_env):
+def test_index_reports_what_it_did_and_embeds_nothing_when_up_to_date(capsys, cli_env):
     code, out, _ = run(capsys, "index", "--json")
-    assert code == 0 and json.loads(out)["chunk_count"] > 40
+    first = json.loads(out)
+    assert code == 0 and first["chunks"] > 40 and first["files"] == 2 and first["sync"]["chunks_embedded"] == first["chunks"]
+    code, out, err = run(capsys, "index", "--json")
+    again = json.loads(out)
+    assert again["sync"] == {"added": [], "changed": [], "removed": [], "unchanged": 2, "chunks_embedded": 0, "rebuilt": None}
+    assert err == ""
+
+
+def test_index_lists_unsupported_files_once_with_plurals_right(capsys, cli_env):
+    (cli_env.corpus_dir / "leaflet.pdf").write_bytes(b"%PDF-1.4")
+    try:
+        code, out, _ = run(capsys, "index")
+    finally:
+        (cli_env.corpus_dir / "leaflet.pdf").unlink()  # the corpus fixture checks the folder is as it was
+    assert code == 0
+    assert out.count("leaflet.pdf") == 1 and "PDF: not supported yet" in out
+    assert "from 2 files" in out and "1 files" not in out
+
+
+def test_verify_reports_a_changed_file_before_anything_rebuilds(capsys, cli_env, tmp_path, monkeypatch):
+    run(capsys, "index")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in cli_env.corpus_dir.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    (copy / "iron.md").write_text("# Iron\n\nChanged after indexing.\n", encoding="utf-8")
+    monkeypatch.setenv("ASSISTANT_CORPUS_DIR", str(copy))
+    code, out, _ = run(capsys, "verify")
+    assert code == 1 and "iron.md" in out and "changed" in out
+    code, out, _ = run(capsys, "verify")  # verify repaired nothing
+    assert code == 1 and "iron.md" in out
+
+
+def test_verify_reports_a_damaged_index_without_repairing_it(capsys, cli_env):
+    run(capsys, "index")
+    (cli_env.index_dir / "manifest.json").write_text("{broken", encoding="utf-8")
+    code, out, _ = run(capsys, "verify", "--json")
+    report = json.loads(out)
+    assert code == 1 and not report["ok"] and "damaged" in report["problems"][0]
+    assert (cli_env.index_dir / "manifest.json").read_text(encoding="utf-8") == "{broken"
+
+
+def test_overlapping_index_and_corpus_folders_are_refused(capsys, cli_env):
+    code, _, err = run(capsys, "index", "--index", str(cli_env.corpus_dir))
+    assert code == 2 and "overlap" in err and DISCLAIMER in err
+    assert not (cli_env.corpus_dir / "manifest.json").exists()
 
 
 def test_missing_corpus_is_a_message_not_a_traceback(capsys, tmp_path):
@@ -93,3 +158,14 @@ def test_missing_corpus_is_a_message_not_a_traceback(capsys, tmp_path):
 def test_module_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "assistant", "ask", ""], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_escape_sequences_from_a_document_are_shown_not_sent_to_the_terminal(capsys, monkeypatch, tmp_path):
+    corpus = tmp_path / "hostile"
+    corpus.mkdir()
+    (corpus / "zinc.md").write_text("# Zinc\x1b]0;pwned\x07\n\nZinc is found in oysters\x1b[2J and seeds.\n", encoding="utf-8")
+    monkeypatch.setattr(cli_common, "make_embedder", lambda settings: FakeEmbedder())
+    code, out, _ = run(capsys, "ask", "--corpus", str(corpus), "--index", str(tmp_path / "idx"), "Where is zinc found?")
+    assert code == 0 and "oysters" in out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b[2J" in out and "\\x1b]0;pwned\\x07" in out

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from assistant.conversation import contextualize, is_follow_up, user_turns
 
 
@@ -28,3 +30,14 @@ def test_contextualize_joins_the_turn_it_leans_on():
     assert standalone == "What is whitlockite?" and previous == "What foods contain magnesium?"
     chained, _ = contextualize("And its dose?", ["Which form helps sleep?", "Is it well absorbed?"])
     assert chained.startswith("Which form helps sleep? Is it well absorbed?")
+
+
+@pytest.mark.parametrize("question, leans", [
+    ("was that an experiment?", True),
+    ("Is that true for humans too?", True),
+    ("so why does it matter?", True),
+    ("I read that magnesium helps sleep, is magnesium good for sleep?", False),
+    ("Which foods contain magnesium?", False),
+])
+def test_that_refers_back_only_when_it_is_the_subject(question, leans):
+    assert is_follow_up(question) is leans

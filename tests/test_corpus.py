@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import os
 
-from assistant.corpus import fingerprint_corpus, load_corpus, sha256_hex
+import pytest
+
+from assistant.corpus import Unreadable, fingerprint_corpus, load_corpus, open_document, scan_corpus, sha256_hex
 
 
 def test_reads_sorted_text_and_markdown(tmp_path, corpus_dir):
@@ -34,13 +36,24 @@ def test_skips_bad_files_with_a_warning(tmp_path, caplog):
     outside.write_text("outside", encoding="utf-8")
     os.symlink(outside, folder / "link-out.txt")
     os.symlink(folder / "good.txt", folder / "link-in.txt")
+    os.symlink("loop.txt", folder / "loop.txt")
     with caplog.at_level("WARNING"):
         docs = load_corpus(folder, max_bytes=1000)
     assert [d.source for d in docs] == ["good.txt", "link-in.txt"]
     log = caplog.text
-    for name in ("empty.txt", "blank.md", "binary.txt", "latin1.txt", "big.txt", "link-out.txt"):
+    for name in ("empty.txt", "blank.md", "binary.txt", "latin1.txt", "big.txt"):
         assert name in log
     assert "outside" not in [d.text for d in docs]
+    _, skipped = scan_corpus(folder)
+    assert {s.source: s.reason for s in skipped} == {
+        "link-out.txt": "a link out of the corpus folder", "loop.txt": "a link that loops"}
+
+
+def test_a_file_that_vanishes_before_it_is_read_is_a_reason_not_a_crash(tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    with pytest.raises(Unreadable, match="cannot read it"):
+        open_document(folder / "gone.txt", folder, max_bytes=1000)
 
 
 def test_fingerprints_change_with_content(tmp_path):

@@ -1,4 +1,4 @@
-"""End-to-end quality with the real bundled model, on the project's own question set."""
+"""End-to-end quality with the real bundled model: the question bank's test part, and the older phrase-labelled set."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from assistant import Assistant
 from assistant.answer import DISCLAIMER
-from assistant.evaluation import BARS
+from assistant.evaluation.questions import BARS
 from assistant.settings import Settings
 from conftest import ROOT
 
@@ -33,6 +33,17 @@ def test_eval_command_meets_every_bar_on_own_questions(tmp_path):
     assert figures["below_bar"] == []
     for name, bar in BARS.items():
         assert figures[name] >= bar, name
+
+
+def test_the_bank_test_part_meets_every_bar(tmp_path):
+    from assistant.evaluation.bank import BARS as BANK_BARS, CEILINGS
+
+    proc = subprocess.run([sys.executable, "-m", "assistant", "eval", "--json", "--index", str(tmp_path / "index")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    figures = json.loads(proc.stdout)
+    print("\nbank test part:", {k: round(v, 3) for k, v in figures.items() if isinstance(v, float)})
+    assert proc.returncode == 0 and figures["below_bar"] == [], figures
+    assert all(figures[n] >= b for n, b in BANK_BARS.items()) and all(figures[n] <= c for n, c in CEILINGS.items())
 
 
 def test_eval_table_and_failing_exit_code(tmp_path):

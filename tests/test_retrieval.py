@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.index import open_index
+from assistant.indexing import open_synced
 from assistant.retrieval import Retriever, fuse_ranks, fuse_scores
 
 
@@ -26,8 +26,8 @@ def test_convex_fusion_normalises_bm25():
 
 @pytest.mark.parametrize("fusion", ["convex", "rrf"])
 def test_hybrid_search_finds_the_passage(settings, fake_embedder, fusion):
-    index = open_index(settings, fake_embedder)
-    retriever = Retriever(index, fake_embedder, fusion=fusion, neighbour_weight=0.3)
+    store, _ = open_synced(settings, fake_embedder, on_change=lambda m: None)
+    retriever = Retriever(store, fake_embedder, fusion=fusion, neighbour_weight=0.3)
     hits = retriever.search("Do black beans and lentils contain magnesium?", k=5)
     assert any("lentils contain significant magnesium" in h.chunk.text for h in hits[:3])
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
@@ -36,6 +36,6 @@ def test_hybrid_search_finds_the_passage(settings, fake_embedder, fusion):
 
 
 def test_search_rejects_bad_k(settings, fake_embedder):
-    retriever = Retriever(open_index(settings, fake_embedder), fake_embedder)
+    retriever = Retriever(open_synced(settings, fake_embedder, on_change=lambda m: None)[0], fake_embedder)
     with pytest.raises(ValueError, match="k must be > 0"):
         retriever.search("x", k=0)

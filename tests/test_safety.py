@@ -45,3 +45,44 @@ def test_personal_dosing_or_diagnosis_gets_the_personal_notice(question):
 ])
 def test_ordinary_questions_get_no_notice(question):
     assert safety_notice(question) == (None, None)
+
+
+def _model(emergency_axis: int = 0, personal_axis: int = 1):
+    import numpy as np
+
+    from assistant.safety import SafetyModel
+
+    e, p = np.zeros(4), np.zeros(4)
+    e[emergency_axis], p[personal_axis] = 10.0, 10.0
+    return SafetyModel("fake", e, -5.0, 0.5, p, -5.0, 0.5, {})
+
+
+def test_the_classifier_reads_situations_the_patterns_do_not_name():
+    import numpy as np
+
+    model = _model()
+    situation = np.array([1.0, 0, 0, 0])  # far along the "emergency" direction
+    assert safety_notice("he is turning blue and gasping", situation, model)[0] == "emergency"
+    assert safety_notice("he is turning blue and gasping")[0] is None  # the patterns alone miss it
+    assert safety_notice("what do leafy greens contain?", np.array([0.0, 0, 0, 1]), model) == (None, None)
+
+
+def test_the_personal_classifier_counts_only_when_the_question_speaks_of_the_asker():
+    import numpy as np
+
+    model = _model()
+    personal = np.array([0.0, 1.0, 0, 0])
+    assert safety_notice("what dose fits my leg cramps at 60?", personal, model)[0] == "personal"
+    assert safety_notice("what dose is usual for adults?", personal, model) == (None, None)
+
+
+def test_a_model_for_another_embedder_is_not_used(tmp_path):
+    import json
+
+    from assistant.safety import load_safety_model
+
+    path = tmp_path / "safety.json"
+    path.write_text(json.dumps(_model().to_json()), encoding="utf-8")
+    assert load_safety_model(path, "fake") is not None
+    assert load_safety_model(path, "another-model") is None
+    assert load_safety_model(tmp_path / "missing.json", "fake") is None

@@ -12,7 +12,7 @@ need a password are refused), refuse absurd files (page count, characters), coll
 per page (upright text inside the crop box; a glyph whose font has no Unicode mapping is
 dropped and counted), find ruled tables, cut glyphs into line fragments, drop running
 headers, footers and page numbers, order the rest (XY-cut), and assemble text and geometry
-(`pdf_layout.Assembler`). Pages with images but no text are reported in `Extracted.notes`;
+(`pdf_text.Assembler`). Pages with images but no text are reported in `Extracted.notes`;
 a document with no text at all is refused as "no text layer".
 """
 
@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from assistant.readers.base import Extracted, ReaderLimits, Unreadable
-from assistant.readers.pdf_layout import Assembler, page_blocks
+from assistant.readers.pdf_layout import page_blocks
+from assistant.readers.pdf_text import Assembler
 from assistant.readers.pdf_lines import (
     PageChars,
     TableGrid,

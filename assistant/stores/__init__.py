@@ -1,62 +1,43 @@
-"""Where chunks and vectors live: one interface (`ChunkStore`), two backends.
+"""Where chunks live: one contract (`ChunkStore`), one factory, one sub-package per backend.
 
-* `faiss` (default): the index in `index/`, in process; `assistant.index`.
-* `milvus`: a Milvus collection reached with pymilvus (a Milvus Lite file, a standalone server
-  or a cluster); `assistant.stores.milvus_store`. Needs the optional extra `.[milvus]`, and
-  pymilvus is imported only when this backend is chosen.
+* `faiss` (default): files in the index folder, loaded into the process (`assistant.stores.faiss`).
+* `milvus`: a Milvus collection reached with pymilvus — a Milvus Lite file, a standalone server or
+  a cluster (`assistant.stores.milvus`). Needs the extra `.[milvus]`; pymilvus is imported only
+  when this backend is chosen.
 
-`make_store`/`load_store` build or read the bare FAISS `VectorStore` that the FAISS index uses.
+Opening reads; it never indexes. `assistant.indexing` brings a store in line with a corpus folder.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from assistant.stores.base import ChunkStore, Record, VectorStore
-
-if TYPE_CHECKING:
-    from assistant.embedding import Embedder
-    from assistant.settings import Settings
+from assistant.settings import Settings
+from assistant.stores.base import ChunkReader, ChunkStore, Record, StoreError, StoreInvalid
 
 BACKENDS = ("faiss", "milvus")
 
 
-def make_store(backend: str, *, dimension: int, kind: str = "flat") -> VectorStore:
-    """A new, empty vector store of the named backend."""
-    if backend == "faiss":
-        from assistant.stores.faiss_store import FaissStore
-
-        return FaissStore(dimension=dimension, kind=kind)
-    raise ImportError(f"Unable to resolve vector store backend: '{backend}' (known: faiss)")
-
-
-def load_store(backend: str, path: str) -> VectorStore:
-    """A vector store saved by `VectorStore.save` under `path`."""
-    if backend == "faiss":
-        from assistant.stores.faiss_store import FaissStore
-
-        return FaissStore.load(path)
-    raise ImportError(f"Unable to resolve vector store backend: '{backend}' (known: faiss)")
-
-
 def open_store(
-    settings: "Settings",
-    embedder: "Embedder",
-    *,
-    force: bool = False,
-    show_progress: bool = False,
-    on_rebuild: Callable[[str], None] | None = None,
+    settings: Settings, *, model: str, dimension: int, reset: bool = False, on_reset: Callable[[str], None] | None = None
 ) -> ChunkStore:
-    """The chunk store of `settings.backend`, brought up to date with the corpus first."""
+    """The store of `settings.backend` as it is; with `reset`, emptied (FAISS: on its next commit).
+
+    Raises `StoreInvalid` when it exists but cannot be used as it is (damaged, older format,
+    other chunking: resetting fixes it) and `StoreError` when resetting would not help (a
+    foreign collection, another model's Milvus collection, a server that cannot be reached).
+    """
     if settings.backend == "faiss":
-        from assistant.index import open_index
+        from assistant.stores.faiss import FaissChunkStore
 
-        return open_index(settings, embedder, force=force, show_progress=show_progress, on_rebuild=on_rebuild)
+        if reset:
+            return FaissChunkStore.create(settings, model=model, dimension=dimension)
+        return FaissChunkStore.open(settings, model=model, dimension=dimension)
     if settings.backend == "milvus":
-        from assistant.stores.milvus_store import open_milvus
+        from assistant.stores.milvus import MilvusChunkStore
 
-        return open_milvus(settings, embedder, force=force, show_progress=show_progress, on_rebuild=on_rebuild)
-    raise ValueError(f"unknown backend {settings.backend!r} (known: {', '.join(BACKENDS)})")
+        return MilvusChunkStore.open(settings, model=model, dimension=dimension, reset=reset, on_reset=on_reset)
+    raise ImportError(f"Unable to resolve store backend: '{settings.backend}' (known: {', '.join(BACKENDS)})")
 
 
-__all__ = ["BACKENDS", "ChunkStore", "Record", "VectorStore", "load_store", "make_store", "open_store"]
+__all__ = ["BACKENDS", "ChunkReader", "ChunkStore", "Record", "StoreError", "StoreInvalid", "open_store"]

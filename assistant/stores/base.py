@@ -1,62 +1,45 @@
-"""The interfaces the stores implement.
+"""The storage contract: a `ChunkStore` stores the chunks of documents and searches them. Nothing more.
 
-* `VectorStore`: rows of vectors searched by inner product (FAISS; the benchmarks use it bare).
-* `ChunkStore`: what the answer path needs from an index, whichever engine holds it: dense,
-  lexical and hybrid search over chunks, the chunks themselves, their vectors, term document
-  frequencies for the scope policy, and adding or deleting the chunks of one file. The FAISS
-  index in `index/` (`assistant.index.Index`) and a Milvus collection
-  (`assistant.stores.milvus_store.MilvusChunkStore`) both implement it.
+Fusion, scope and quoting policy are functions in `assistant.retrieval` and `assistant.scope`
+that take a store; keeping them out of the contract keeps each backend to what only it can do.
+
+Two halves:
+
+* `ChunkReader`: searches and lookups over one consistent state of the store (dense and BM25
+  candidates, rows, vectors, term statistics). `ChunkStore.view()` hands one out per question,
+  so a question never mixes two states while documents are being indexed.
+* `ChunkStore`: a reader plus the writes. `add` and `remove` change one document; `commit`
+  makes the changes durable and visible. A backend may show a change earlier (Milvus writes
+  through), never later.
+
+Scores: `dense` is the inner product of L2-normalised vectors (the cosine); `lexical` is BM25
+over the project's tokens (`assistant.lexical.tokenize`), Lucene's variant with the corpus-wide
+statistics, so both backends score alike. Ties break on `(chunk.source, chunk.id)`: document order.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Hashable, Sequence
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 
-from assistant.lexical import coverage, named_terms, tokenize
-from assistant.models import Chunk
-
-if TYPE_CHECKING:
-    from assistant.retrieval import Hit
-
-
-class VectorStore:
-    """Rows of L2-normalised vectors, searched by inner product; row positions are chunk ids.
-
-    Subclasses implement every method; the base only states the contract.
-    """
-
-    #: The file names `save` writes, so the index manifest can checksum them.
-    files: tuple[str, ...] = ()
-
-    def add(self, vectors: np.ndarray) -> None:
-        """Append rows; the first added row gets id `count()` before the call."""
-        raise NotImplementedError
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each shaped (len(queries), k), best first; missing slots have id -1."""
-        raise NotImplementedError
-
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """The stored rows for `ids`, shaped (len(ids), dimension)."""
-        raise NotImplementedError
-
-    def count(self) -> int:
-        raise NotImplementedError
-
-    def save(self, path: str) -> None:
-        """Write the store's files into the folder `path` (which exists)."""
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, path: str) -> "VectorStore":
-        raise NotImplementedError
-
+from assistant.lexical import Vocabulary
+from assistant.models import Chunk, Document
 
 Key = Hashable
+
+
+class StoreInvalid(Exception):
+    """The store on disk cannot be used as it is (damaged, stale format, other settings): rebuild it.
+
+    The message says why; opening never repairs, so `verify` can report what it found.
+    """
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used and rebuilding would not help (foreign, unreachable, in use); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -68,34 +51,24 @@ class Record:
     previous: Key | None
 
 
-class ChunkStore(ABC):
-    """Chunks with their vectors and BM25 statistics, keyed by a backend-specific key.
+class ChunkReader(ABC):
+    """Searches and lookups over one consistent state of a store."""
 
-    Scores: `dense` is the inner product of L2-normalised vectors (the cosine); `lexical` is
-    BM25 on the project's normalised tokens (`assistant.lexical.tokenize`), on a scale the
-    backend chooses, since fusion normalises it by its maximum. Ranking ties break on
-    `(chunk.source, chunk.id)`: document order.
-    """
-
-    #: The `Settings.backend` value that selects this store.
-    backend: str = ""
-
-    # Reading.
     @abstractmethod
     def count(self) -> int:
-        """How many chunks the store holds."""
+        """How many chunks there are."""
 
     @abstractmethod
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[Key, float]]:
-        """The `k` chunks nearest to `vector`, best first."""
+        """The `k` chunks nearest to `vector` by cosine, best first."""
 
     @abstractmethod
     def lexical(self, query: str, k: int) -> list[tuple[Key, float]]:
-        """The `k` best BM25 matches of `query` with a positive score, best first."""
+        """Up to `k` chunks with a positive BM25 score for `query`, best first."""
 
     @abstractmethod
     def lexical_scores(self, query: str, keys: Sequence[Key]) -> np.ndarray:
-        """BM25 score of each of `keys` for `query` (0 where no query word occurs), aligned with `keys`."""
+        """The BM25 score of each of `keys` for `query` (0 where no query word occurs), aligned with `keys`."""
 
     @abstractmethod
     def vectors(self, keys: Sequence[Key]) -> np.ndarray:
@@ -103,7 +76,7 @@ class ChunkStore(ABC):
 
     @abstractmethod
     def records(self, keys: Sequence[Key]) -> dict[Key, Record]:
-        """The chunks of `keys` (missing keys are left out)."""
+        """The chunks of `keys`; keys not stored (or whose row fails its integrity check) are left out."""
 
     @abstractmethod
     def group(self, chunk: Chunk) -> Chunk | None:
@@ -111,7 +84,37 @@ class ChunkStore(ABC):
 
     @abstractmethod
     def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
-        """How many chunks contain each normalised token (0 for tokens the corpus never uses)."""
+        """How many chunks contain each token (0 for tokens no chunk uses)."""
+
+    @abstractmethod
+    def vocabulary(self) -> Vocabulary:
+        """The words the chunks use and the acronyms they define (`lexical.build_vocabulary`), for query rewriting."""
+
+    @abstractmethod
+    def document_text(self, source: str) -> str | None:
+        """The document's text as indexed (its `source_text`), or None when the document is not stored."""
+
+
+class ChunkStore(ChunkReader):
+    """Chunks of documents with their vectors and term statistics, keyed by a backend-specific key.
+
+    Backends: `assistant.stores.faiss.FaissChunkStore` (files in the index folder, in process)
+    and `assistant.stores.milvus.MilvusChunkStore` (a Milvus Lite file, server or cluster).
+    `assistant.stores.open_store` picks one by `Settings.backend`; `assistant.indexing` keeps
+    either in line with a corpus folder.
+    """
+
+    #: The `Settings.backend` value that selects this store.
+    backend: str = ""
+
+    def view(self) -> ChunkReader:
+        """A reader of the current state that later commits do not change (a backend that has no
+        such snapshot returns itself)."""
+        return self
+
+    @abstractmethod
+    def sources(self) -> dict[str, str]:
+        """The documents stored: source path → sha256 of the bytes they were read from."""
 
     @abstractmethod
     def chunks_of(self, source: str) -> list[Record]:
@@ -122,38 +125,28 @@ class ChunkStore(ABC):
         return True
 
     @abstractmethod
-    def sources(self) -> dict[str, str]:
-        """The indexed files: source path → sha256 of the bytes they were indexed from."""
-
-    @abstractmethod
     def stats(self) -> dict[str, Any]:
-        """What is in the store: backend, chunk and file counts, model, dimension, index kind."""
-
-    # Writing.
-    @abstractmethod
-    def add(self, source: str, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        """Add the file `source` (sha256 of its bytes) as `chunks` with their vectors, replacing what it had."""
+        """What is stored: backend, location, chunk and file counts, model, dimension, index kind."""
 
     @abstractmethod
-    def delete_source(self, source: str) -> int:
-        """Remove every chunk of `source`; returns how many were removed."""
+    def add(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Store `document` as `chunks` with their vectors, replacing any earlier version of it."""
 
-    # Built on the above; backends may override with something faster.
-    def hybrid(self, query: str, vector: np.ndarray, k: int, **fusion: Any) -> list["Hit"]:
-        """Dense and BM25 candidates fused; `fusion` takes the options of `assistant.retrieval.hybrid_search`."""
-        from assistant.retrieval import hybrid_search
+    @abstractmethod
+    def remove(self, source: str) -> int:
+        """Remove every chunk of `source`; returns how many there were."""
 
-        return hybrid_search(self, query, vector, k, **fusion)
+    @abstractmethod
+    def commit(self) -> None:
+        """Make the changes so far durable and visible to new views."""
 
-    def coverage(self, query: str) -> float:
-        """IDF-weighted share of the query's content words that the corpus uses (`lexical.coverage`)."""
-        tokens = tokenize(query)
-        return coverage(tokens, self.document_frequencies(tokens), self.count())
+    def close(self) -> None:
+        """Release what the store holds open (a client, a file lock); the store is unusable after."""
 
-    def names_known(self, query: str) -> bool:
-        """True when the query names something (`lexical.named_terms`) and the corpus uses every such name."""
-        names = named_terms(query)
-        if not names:
-            return False
-        df = self.document_frequencies(names)
-        return all(df.get(name, 0) > 0 for name in names)
+
+def check_document_chunks(document: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+    """The checks every backend's `add` makes on its arguments."""
+    if any(c.source != document.source for c in chunks):
+        raise ValueError(f"add takes the chunks of {document.source!r} only")
+    if len(chunks) != len(vectors):
+        raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")

@@ -1,0 +1,136 @@
+"""What the learned decisions look at: features of each retrieved chunk, and of a question against the corpus.
+
+Every feature is relative to the corpus and the question — scores, ranks, shares, whether a
+word is known — never a word of one document, so weights learned on one document carry over
+to others (the bank's two other documents check that). `scope.AnswerModel` turns them into a
+ranking and an answerability probability; `evaluation.training` fits the weights.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from assistant.lexical import idf, named_terms, tokenize
+from assistant.retrieval import Hit
+
+KINDS = ("sentence", "list_item", "table_row", "list", "table")
+
+CANDIDATE_FEATURES = (
+    "dense", "dense_gap", "bm25_share", "fused_gap", "block_gap", "previous_dense", "next_dense",
+    "dense_rank", "bm25_rank", "length", "token_share", *(f"kind_{k}" for k in KINDS),
+)
+
+QUESTION_FEATURES = (
+    "best_dense", "best_rank_score", "rank_margin", "coverage", "best_chunk_share", "unknown_share",
+    "unknown_english", "unknown_commonness", "names_unknown", "length", "wants_number_missing",
+    "health_term_unknown",
+)
+
+# Words that shape a question rather than name its subject: an unknown one says nothing about scope.
+_FILLER = frozenset("""
+how much many what which when where who whom whose why does did do is are was were be been can could should would
+will shall may might must type kind sort best better good bad ok okay real really like lol lmao actually basically
+just also even still please thanks thank hey hi hello anyone someone somebody know tell explain say says said mean
+means thing things stuff way ways get gets got gotta gonna wanna take takes taking taken make makes made use used
+using need needs help helps work works working legit true false right wrong whole part overall bottom line
+""".split())
+_NUMBER_QUESTION = re.compile(r"\b(how (much|many|long|often)|dose|dosage|amount|mg|milligrams?|grams?|iu|per day|daily)\b", re.I)
+_HAS_NUMBER = re.compile(r"\d")
+
+
+@lru_cache(maxsize=65_536)
+def _tokens_of(text: str) -> frozenset[str]:
+    """A chunk's tokens, kept: the same chunks come back question after question."""
+    return frozenset(tokenize(text))
+
+
+@lru_cache(maxsize=1)
+def health_terms() -> frozenset[str]:
+    """Stems of nutrients, conditions, medicines and tests (assistant/data/health_terms.txt)."""
+    path = Path(__file__).resolve().parent / "data" / "health_terms.txt"
+    words = [w for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#") for w in line.split()]
+    return frozenset(t for w in words for t in tokenize(w.replace("-", " ")) if len(t) > 1 and not t.isdigit())
+
+
+def _rank_map(values: np.ndarray) -> np.ndarray:
+    """1 / (1 + rank) of each value, best first; ties by position."""
+    order = np.lexsort((np.arange(len(values)), -values))
+    out = np.empty(len(values))
+    out[order] = 1.0 / (1.0 + np.arange(len(values)))
+    return out
+
+
+def candidate_features(hits: Sequence[Hit], query_tokens: Sequence[str], df: dict[str, int], n: int) -> np.ndarray:
+    """One row of `CANDIDATE_FEATURES` per hit, in the order of `hits`."""
+    if not hits:
+        return np.zeros((0, len(CANDIDATE_FEATURES)))
+    dense = np.array([h.dense for h in hits])
+    lexical = np.array([h.lexical for h in hits])
+    top = lexical.max()
+    share = lexical / top if top > 0 else np.zeros_like(lexical)
+    fused = 0.8 * dense + 0.2 * share
+    by_place = {(h.chunk.source, h.chunk.block, h.chunk.id): h.dense for h in hits}
+    block_best: dict[tuple[str, int], float] = {}
+    for h in hits:
+        key = (h.chunk.source, h.chunk.block)
+        block_best[key] = max(block_best.get(key, -1.0), h.dense)
+    weights = {t: idf(df.get(t, 0), n) for t in set(query_tokens)}
+    total = sum(weights.values()) or 1.0
+    dense_rank, bm25_rank = _rank_map(dense), _rank_map(lexical)
+    rows = []
+    for j, h in enumerate(hits):
+        c = h.chunk
+        tokens = _tokens_of(c.embedding_text())
+        rows.append([
+            h.dense, h.dense - dense.max(), share[j], fused[j] - fused.max(),
+            block_best[(c.source, c.block)] - h.dense,
+            by_place.get((c.source, c.block, c.id - 1), 0.0), by_place.get((c.source, c.block, c.id + 1), 0.0),
+            dense_rank[j], bm25_rank[j], math.log1p(len(c.text)) / 7.0,
+            sum(w for t, w in weights.items() if t in tokens) / total,
+            *(float(c.kind == k) for k in KINDS),
+        ])
+    return np.array(rows, dtype=float)
+
+
+def question_features(
+    question: str, hits: Sequence[Hit], rank_scores: np.ndarray, df: dict[str, int], n: int,
+    english: dict[str, int],
+) -> np.ndarray:
+    """The row of `QUESTION_FEATURES` for `question` (as rewritten for search) and its ranked candidates."""
+    tokens = tokenize(question)
+    weights = {t: idf(df.get(t, 0), n) for t in tokens}
+    total = sum(weights.values()) or 1.0
+    known = [t for t in tokens if df.get(t, 0) > 0]
+    coverage = sum(weights[t] for t in known) / total if tokens else 0.0
+    words = [w for w in re.findall(r"[a-z]+", question.lower()) if w not in _FILLER and len(w) > 2]
+    unknown_words = [w for w in words if df.get(tokenize(w)[0] if tokenize(w) else w, 0) == 0]
+    unknown_english = [w for w in unknown_words if w in english]
+    commonness = max((math.log10(english[w]) for w in unknown_english), default=0.0) / 10.0
+    names = named_terms(question)
+    order = np.argsort(-rank_scores) if len(rank_scores) else np.array([], dtype=int)
+    best_share = 0.0
+    for j in order[:5]:
+        chunk_tokens = _tokens_of(hits[j].chunk.embedding_text())
+        best_share = max(best_share, sum(w for t, w in weights.items() if t in chunk_tokens) / total)
+    best_text = hits[order[0]].chunk.text if len(order) else ""
+    wants_number_missing = bool(_NUMBER_QUESTION.search(question)) and not _HAS_NUMBER.search(best_text)
+    sorted_scores = np.sort(rank_scores)[::-1] if len(rank_scores) else np.zeros(1)
+    return np.array([
+        max((h.dense for h in hits), default=0.0),
+        float(sorted_scores[0]),
+        float(sorted_scores[0] - sorted_scores[1]) if len(sorted_scores) > 1 else 0.0,
+        coverage, best_share,
+        len(unknown_words) / max(len(words), 1),
+        min(len(unknown_english), 3) / 3.0,
+        commonness,
+        float(any(df.get(t, 0) == 0 for t in names)),
+        min(len(tokens), 20) / 10.0,
+        float(wants_number_missing),
+        float(any(t in health_terms() and df.get(t, 0) == 0 for t in tokens)),
+    ], dtype=float)

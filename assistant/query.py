@@ -1,0 +1,129 @@
+"""Rewrite a question for searching: misspelt words corrected, abbreviations spelt out. Never for quoting.
+
+People type "wich magnesium is good for constipaton?" or "Mg and Ca: how does Mg control Ca?".
+Before retrieval, each word the corpus does not use is looked at:
+
+* an abbreviation — from a short list of common health ones ("Mg", "vit", "supps") or defined by
+  the corpus itself ("chronic kidney disease (CKD)") — gets its long form added after it;
+* a word that is neither in the corpus nor an English word (symspellpy's English frequency list,
+  MIT) is taken for a typo and replaced by the nearest corpus word (rapidfuzz, Damerau–Levenshtein
+  distance ≤ 1, or ≤ 2 for words of seven letters or more; same first letter preferred, then the
+  more frequent word);
+* an English word the corpus does not use ("tofu", "migraines") is left as it is: it is what tells
+  the scope decision that the question is about something the corpus does not cover.
+
+Only the search query changes: what is quoted is always the document's own text.
+
+Example:
+    >>> from assistant.lexical import Vocabulary
+    >>> vocab = Vocabulary({"magnesium": 9, "constipation": 2, "which": 3}, {"CKD": "chronic kidney disease"})
+    >>> rewrite("wich magnesuim helps constipaton", vocab).text
+    'which magnesium helps constipation'
+    >>> rewrite("Mg and CKD", vocab).text
+    'Mg magnesium and CKD chronic kidney disease'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from assistant.lexical import Vocabulary
+
+#: Abbreviations people use in questions about health, matched case-sensitively first, then lower-cased.
+ABBREVIATIONS: dict[str, str] = {
+    "Mg": "magnesium", "Ca": "calcium", "Fe": "iron", "Zn": "zinc", "Na": "sodium", "Se": "selenium",
+    "K1": "vitamin K1", "K2": "vitamin K2", "D2": "vitamin D2", "D3": "vitamin D3", "B12": "vitamin B12",
+    "vit": "vitamin", "vits": "vitamins", "vitd": "vitamin D", "supp": "supplement", "supps": "supplements",
+    "suppl": "supplement", "mag": "magnesium", "meds": "medicines", "med": "medicine", "bp": "blood pressure",
+    "info": "information", "diff": "difference", "b4": "before", "bc": "because", "w/": "with", "u": "you",
+    "ur": "your", "r": "are", "pls": "please", "abt": "about",
+}
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*|\d+[A-Za-z]+[A-Za-z0-9]*")
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """The search query and what changed to make it."""
+
+    text: str
+    corrections: dict[str, str] = field(default_factory=dict)
+    expansions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.corrections or self.expansions)
+
+
+@lru_cache(maxsize=1)
+def english_words() -> dict[str, int]:
+    """English words with their counts (symspellpy's 82,765-word frequency list, MIT)."""
+    import importlib.resources
+
+    path = importlib.resources.files("symspellpy") / "frequency_dictionary_en_82_765.txt"
+    words: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            word, _, count = line.partition(" ")
+            words[word] = int(count)
+    return words
+
+
+def _singular(acronym: str) -> str:
+    """"VSMCs" and "VSMC" alike: an acronym's plural s dropped."""
+    return acronym[:-1] if len(acronym) > 2 and acronym.endswith("s") and acronym[:-1].isupper() else acronym
+
+
+def _limit(word: str) -> int:
+    return 2 if len(word) >= 7 else 1
+
+
+def correct_word(word: str, vocabulary: Vocabulary) -> str | None:
+    """The corpus word `word` is most likely a misspelling of, or None."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import DamerauLevenshtein
+
+    lower = word.lower()
+    if len(lower) < 4 or not lower.isalpha():
+        return None
+    found = process.extract(lower, vocabulary.words.keys(), scorer=DamerauLevenshtein.distance,
+                            score_cutoff=_limit(lower), limit=10)
+    if not found:
+        return None
+    best = min(found, key=lambda m: (m[0][0] != lower[0], m[1], -vocabulary.words[m[0]], m[0]))
+    return best[0]
+
+
+def rewrite(text: str, vocabulary: Vocabulary) -> Rewritten:
+    """`text` with typos corrected and abbreviations expanded, for searching (see the module docstring)."""
+    english = english_words()
+    acronyms = {_singular(short): long for short, long in vocabulary.acronyms.items()}
+    corrections: dict[str, str] = {}
+    expansions: dict[str, str] = {}
+    out: list[str] = []
+    cursor = 0
+    for match in _WORD.finditer(text):
+        word = match.group(0)
+        out.append(text[cursor : match.start()])
+        cursor = match.end()
+        lower = word.lower()
+        long_form = acronyms.get(_singular(word))
+        if long_form is None and lower not in vocabulary.words:
+            long_form = ABBREVIATIONS.get(word) or ABBREVIATIONS.get(lower)
+        if long_form is not None and long_form.lower() != lower:
+            expansions[word] = long_form
+            out.append(f"{word} {long_form}")
+            continue
+        if lower in vocabulary.words or lower in english or "'" in lower:
+            out.append(word)
+            continue
+        fixed = correct_word(word, vocabulary)
+        if fixed is not None:
+            corrections[word] = fixed
+            out.append(fixed)
+        else:
+            out.append(word)
+    out.append(text[cursor:])
+    return Rewritten("".join(out), corrections, expansions)

@@ -1,0 +1,35 @@
+"""Query rewriting: typos fixed against the corpus, abbreviations spelt out, English words left alone."""
+
+from __future__ import annotations
+
+from assistant.lexical import Vocabulary, build_vocabulary
+from assistant.query import correct_word, rewrite
+
+VOCAB = build_vocabulary([
+    "Magnesium helps with constipation.", "Hydroxyapatite crystals form deposits.",
+    "Vascular smooth muscle cells (VSMCs) can change.", "chronic kidney disease (CKD) matters.",
+])
+
+
+def test_misspelt_corpus_words_are_corrected():
+    assert rewrite("how does magnesuim stop hydroxyappatite cristals", VOCAB).text == (
+        "how does magnesium stop hydroxyapatite crystals")
+    fixed = rewrite("constipaton relief", VOCAB)
+    assert fixed.corrections == {"constipaton": "constipation"} and fixed.changed
+
+
+def test_english_words_the_corpus_does_not_use_are_kept_they_signal_scope():
+    for question in ("Does tofu contain magnesium?", "Can magnesium help migraines?", "What dose is usual?"):
+        assert rewrite(question, VOCAB).text == question
+
+
+def test_abbreviations_from_the_list_and_from_the_corpus_are_spelt_out():
+    out = rewrite("Mg for VSMC and CKD, vit D", VOCAB)
+    assert out.text == "Mg magnesium for VSMC Vascular smooth muscle cells and CKD chronic kidney disease, vit vitamin D"
+    assert rewrite("mg per day", VOCAB).text == "mg per day"  # milligrams, not magnesium: only "Mg" is
+
+
+def test_short_or_distant_words_are_not_forced_onto_the_corpus():
+    assert correct_word("zzzzzzzz", VOCAB) is None
+    assert correct_word("ab", VOCAB) is None
+    assert correct_word("crystal", Vocabulary({"crystals": 1, "brystal": 5})) == "crystals"  # same first letter first

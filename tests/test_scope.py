@@ -1,0 +1,72 @@
+"""The scope policy and the statistics it reads, on hand-worked numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from assistant.scope import ScopePolicy, coverage, names_known
+
+
+class Frequencies:
+    """A reader with only term statistics: 100 chunks, these document frequencies."""
+
+    def __init__(self, df: dict[str, int]) -> None:
+        self.df = df
+
+    def count(self) -> int:
+        return 100
+
+    def document_frequencies(self, tokens):
+        return {t: self.df.get(t, 0) for t in tokens}
+
+
+def test_the_policy_adds_a_coverage_penalty_to_the_best_cosine():
+    policy = ScopePolicy(threshold=0.3, coverage_weight=0.5)
+    assert policy.score(0.6, 0.2) == pytest.approx(0.6 + 0.5 * (0.2 - 1.0))  # 0.2
+    assert policy.covers(0.6, 1.0) and not policy.covers(0.6, 0.2) and not policy.covers(0.2, 1.0)
+    assert policy.covers(0.0, 0.0, names_known=True)
+
+
+def test_coverage_weighs_unknown_words_by_the_rarest_idf():
+    reader = Frequencies({"magnesium": 5})
+    # idf(5 of 100) = ln(1 + 95.5/5.5); an unknown word has df 0: ln(1 + 100.5/0.5)
+    known, unknown = math.log(1 + 95.5 / 5.5), math.log(1 + 100.5 / 0.5)
+    assert coverage(reader, "magnesium iron") == pytest.approx(known / (known + unknown))
+    assert coverage(reader, "magnesium") == 1.0 and coverage(reader, "the of and") == 0.0
+
+
+def test_names_are_known_only_when_the_corpus_uses_every_one():
+    reader = Frequencies({"framingham": 1, "2017": 2})
+    assert names_known(reader, "What did the Framingham study find in 2017?")
+    assert not names_known(reader, "What did the Zorblax study find in 2017?")
+    assert not names_known(reader, "what did the study find?")  # names nothing
+
+
+def test_the_packaged_models_match_the_features_the_code_computes():
+    import json
+
+    from assistant.embedding import model_label
+    from assistant.features import CANDIDATE_FEATURES, QUESTION_FEATURES
+    from assistant.safety import DEFAULT_SAFETY_MODEL, load_safety_model
+    from assistant.scope import DEFAULT_ANSWER_MODEL, load_answer_model
+    from assistant.settings import BUNDLED_MODEL
+
+    label = model_label(BUNDLED_MODEL)
+    answer = load_answer_model(DEFAULT_ANSWER_MODEL, label)
+    assert answer is not None, "the packaged answer model is missing, unreadable or for another embedder"
+    assert answer.rank.features == CANDIDATE_FEATURES and answer.answerable.features == QUESTION_FEATURES
+    assert 0 < answer.threshold <= answer.emergency_threshold < 1
+    assert "tune" == answer.trained["split"] and answer.trained["banks"]
+    safety = load_safety_model(DEFAULT_SAFETY_MODEL, label)
+    assert safety is not None and safety.emergency_coef.shape == (384,)
+    assert json.loads(DEFAULT_ANSWER_MODEL.read_text(encoding="utf-8"))["embedder"] == label
+
+
+def test_an_answer_model_for_another_embedder_falls_back_to_the_policy(tmp_path):
+    from assistant.scope import DEFAULT_ANSWER_MODEL, load_answer_model
+
+    assert load_answer_model(DEFAULT_ANSWER_MODEL, "another-model") is None
+    (tmp_path / "broken.json").write_text("{", encoding="utf-8")
+    assert load_answer_model(tmp_path / "broken.json", "x") is None
