@@ -18,7 +18,7 @@ import numpy as np
 
 from assistant.answer import DISCLAIMER, cite, compose_answer, passages_of, select_passages, select_quotes
 from assistant.conversation import contextualize, join_turns
-from assistant.embedding import Embedder, get_embedder
+from assistant.embedding import Embedder, embedder_for
 from assistant.features import QUESTION_FEATURES, candidate_features, question_features
 from assistant.indexing import open_synced
 from assistant.lexical import tokenize
@@ -125,7 +125,7 @@ class Assistant:
         store is opened as it is. `on_rebuild` is told why the store is rebuilt or updated.
         """
         settings = settings or Settings()
-        embedder = embedder or get_embedder(settings.model, device=settings.device)
+        embedder = embedder or embedder_for(settings)
         if settings.sync_on_load:
             store, _ = open_synced(settings, embedder, on_change=on_rebuild, show_progress=show_progress)
         else:

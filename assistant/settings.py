@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         description="Sentence-transformers model: a local path, or the bundled all-MiniLM-L6-v2.",
     )
     device: str = "cpu"
+    encoder: Literal["onnx", "onnx-int8", "torch"] = Field(
+        default="onnx",
+        description="How the model runs: onnx (ONNX Runtime, fp32, same vectors as torch, no PyTorch on the question "
+        "path), onnx-int8 (faster, other vectors: its own index, hand-set policy), or torch (sentence-transformers).",
+    )
+    cache_dir: Path = Field(default=PROJECT_ROOT / "cache", description="Where the ONNX export (and eval caches) are kept.")
     backend: Literal["faiss", "milvus"] = Field(
         default="faiss", description="Where chunks live: FAISS files in `index_dir`, or a Milvus collection (docs/scale-out.md)."
     )
@@ -96,7 +102,7 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=2000, gt=0)
     max_file_bytes: int = Field(default=20_000_000, gt=0, description="Larger corpus files are skipped.")
 
-    @field_validator("corpus_dir", "index_dir")
+    @field_validator("corpus_dir", "index_dir", "cache_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()

@@ -63,7 +63,7 @@ def paired_p_values(qrels: dict, runs: dict, against: str) -> dict[str, float]:
 
 
 def main() -> int:
-    from assistant.embedding import get_embedder
+    from assistant.embedding import embedder_for
     from assistant.evaluation.beir import DEFAULT_CACHE_DIR, evaluate_beir, load_beir
     from assistant.settings import Settings
 
@@ -81,7 +81,7 @@ def main() -> int:
 
     settings = Settings()
     dataset = load_beir(args.beir, args.split)
-    report = evaluate_beir(dataset, get_embedder(settings.model, device=settings.device), settings,
+    report = evaluate_beir(dataset, embedder_for(settings), settings,
                            variants=parse_variants(args.vary, args.variant), cache_dir=args.cache,
                            show_progress=sys.stderr.isatty(), keep_runs=args.compare is not None)
     p_values = paired_p_values(dataset.qrels, report.runs, args.compare) if args.compare else {}

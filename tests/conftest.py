@@ -98,4 +98,4 @@ def real_model_only_when_slow(request, monkeypatch):
         raise AssertionError("this test loads the real embedding model: mark it `slow` or pass the fake embedder")
 
     monkeypatch.setattr(embedding, "_MODELS", {})  # a model a slow test loaded earlier is not handed out either
-    monkeypatch.setattr(embedding, "SentenceTransformerEmbedder", refuse)
+    monkeypatch.setattr(embedding, "_load", refuse)

@@ -17,19 +17,30 @@ def test_the_bundled_model_is_named_by_its_package_version_not_its_path():
     assert "all" in embedding.resolve_model_path(BUNDLED_MODEL).lower()
 
 
-def test_one_model_is_loaded_per_name_and_device(monkeypatch):
+def test_one_model_is_loaded_per_name_device_and_encoder(monkeypatch):
     made = []
-
-    class Loaded:
-        def __init__(self, model, *, device):
-            made.append((model, device))
-
-    monkeypatch.setattr(embedding, "SentenceTransformerEmbedder", Loaded)
+    monkeypatch.setattr(embedding, "_load", lambda model, device, encoder, cache: made.append((model, device, encoder)) or object())
     monkeypatch.setattr(embedding, "_MODELS", {})
     first = embedding.get_embedder("m", device="cpu")
     assert embedding.get_embedder("m", device="cpu") is first
     embedding.get_embedder("m", device="cuda")
-    assert made == [("m", "cpu"), ("m", "cuda")]
+    embedding.get_embedder("m", encoder="onnx")
+    assert made == [("m", "cpu", "torch"), ("m", "cuda", "torch"), ("m", "cpu", "onnx")]
+
+
+def test_the_settings_choose_the_encoder_and_unknown_ones_are_refused(monkeypatch, tmp_path):
+    from assistant.settings import Settings
+
+    seen = []
+    monkeypatch.setattr(embedding, "_load", lambda *args: seen.append(args) or object())
+    monkeypatch.setattr(embedding, "_MODELS", {})
+    embedding.embedder_for(Settings(encoder="onnx-int8", cache_dir=tmp_path))
+    assert seen[0][2] == "onnx-int8" and seen[0][3] == tmp_path
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="unknown encoder"):
+        embedding._load("m", "cpu", "tensorflow", None)
+    with pytest.raises(ValueError, match="CPU"):
+        embedding._load("m", "cuda", "onnx", None)
 
 
 @pytest.mark.slow

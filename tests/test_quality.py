@@ -87,3 +87,18 @@ def test_unrelated_question_after_a_covered_one_is_refused(bot):
     assert not bot.ask("how do solar panels work", history=["What did the Framingham study find?"]).grounded
     follow = bot.ask("Which organs improved?", history=["What did the 2017 rat study show?"])
     assert follow.grounded and "stomach and lungs" in follow.citations[0].quote
+
+
+def test_the_onnx_encoder_gives_the_same_answers_as_sentence_transformers(tmp_path):
+    """fp32 ONNX shares the torch encoder's name and index; every citation of the own question set must agree."""
+    from assistant.embedding import get_embedder
+
+    items = [json.loads(line) for line in (ROOT / "tests" / "fixtures" / "questions.jsonl").read_text().splitlines() if line]
+    citations = {}
+    for encoder in ("torch", "onnx"):
+        embedder = get_embedder(Settings().model, encoder=encoder, cache_dir=Settings().cache_dir)
+        bot = Assistant.load(Settings(index_dir=tmp_path / "index"), embedder=embedder)
+        citations[encoder] = [[(c.source, c.start, c.end) for c in bot.ask(i.get("question") or i["turns"][-1],
+                                                                            history=i.get("turns", [])[:-1]).citations]
+                              for i in items]
+    assert citations["onnx"] == citations["torch"]

@@ -126,13 +126,13 @@ class BenchSession:
         return load_beir(self.options.beir) if self.options.beir is not None else None
 
     def run_indexing(self) -> dict[str, Any]:
-        from assistant.embedding import get_embedder
+        from assistant.embedding import embedder_for
 
         settings = self.settings.model_copy(update={"index_dir": self.workdir / "indexing-index"})
         if self.beir is not None:
             folder = write_beir_corpus(self.beir, self.workdir / "indexing-corpus", limit=self.options.indexing_docs)
             settings = settings.model_copy(update={"corpus_dir": folder})
-        embedder = get_embedder(settings.model, device=settings.device)
+        embedder = embedder_for(settings)
         floor = partial(self.floor_model.encode, batch_size=ENCODE_BATCH)
         result = bench_indexing(settings, embedder, floor, rounds=self.options.rounds, show_progress=self.options.show_progress)
         source = f"{self.options.beir} (first {self.options.indexing_docs} documents)" if self.beir is not None else settings.corpus_dir

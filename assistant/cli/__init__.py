@@ -16,7 +16,7 @@ from typing import Sequence
 
 from assistant.answer import DISCLAIMER
 from assistant.cli import ask, bench, evaluate, store
-from assistant.cli.common import EXIT_FAILED, CliError, common_options
+from assistant.cli.common import EXIT_FAILED, EXIT_OK, CliError, common_options
 
 COMMANDS = {"ask": ask, "index": store, "verify": store, "eval": evaluate, "bench": bench}
 
@@ -77,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc}\n{DISCLAIMER}", file=sys.stderr)
         return exc.code
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to tell it
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print(f"interrupted\n{DISCLAIMER}", file=sys.stderr)
         return 130

@@ -61,10 +61,10 @@ def require_corpus(settings) -> None:
 
 def make_embedder(settings):
     """The embedder every command uses: the one seam tests replace."""
-    from assistant.embedding import get_embedder
+    from assistant.embedding import embedder_for
 
     try:
-        return get_embedder(settings.model, device=settings.device)
+        return embedder_for(settings)
     except ImportError as exc:
         raise CliError(f"{exc}; run the command with the project's environment "
                        "(`.venv/bin/python -m assistant …`, or `source .venv/bin/activate` first)") from exc
