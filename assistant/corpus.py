@@ -43,6 +43,15 @@ def sha256_hex(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_path(path: Path) -> str:
+    """`sha256_hex` of a file's bytes, read in 1 MiB blocks (hashlib releases the GIL on each)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _inside(path: Path, root: Path) -> bool | None:
     """Whether `path` resolves inside `root`; None when it cannot be resolved (a link loop)."""
     try:
