@@ -79,6 +79,11 @@ def _cache_key(model: str, quantize: bool) -> str:
     return f"{readable or 'model'}-{sha256_hex(model)[:8]}-{'int8' if quantize else 'fp32'}"
 
 
+def export_folder(model: str, cache_dir: Path, *, quantize: bool = False) -> Path:
+    """Where the export of `model` is (or will be) kept in `cache_dir`."""
+    return Path(cache_dir) / _cache_key(model, quantize)
+
+
 def load_export(export_dir: Path, source: Path, *, quantize: bool, hash_model: bool = True) -> Export:
     """The export in `export_dir`, checked against `source`; `ExportInvalid` says why it is unusable.
 
