@@ -200,7 +200,7 @@ class Assistant:
         """
         judgement = self.inspect(question, history)
         passages = self._passages(judgement) if judgement.covered else []
-        return compose_answer(judgement.question, cite(passages), notice=judgement.notice,
+        return compose_answer(judgement.question, cite(passages, self.store.view()), notice=judgement.notice,
                               lead_with_disclaimer=judgement.kind == "personal")
 
     def _passages(self, judgement: Judgement) -> list:

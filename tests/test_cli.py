@@ -117,7 +117,7 @@ def test_index_lists_unsupported_files_once_with_plurals_right(capsys, cli_env):
     finally:
         (cli_env.corpus_dir / "leaflet.pdf").unlink()  # the corpus fixture checks the folder is as it was
     assert code == 0
-    assert out.count("leaflet.pdf") == 1 and "PDF: not supported yet" in out
+    assert out.count("leaflet.pdf") == 1 and "damaged or cut short" in out
     assert "from 2 files" in out and "1 files" not in out
 
 

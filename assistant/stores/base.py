@@ -27,6 +27,7 @@ import numpy as np
 
 from assistant.lexical import Vocabulary
 from assistant.models import Chunk, Document
+from assistant.readers import PageGeometry
 
 Key = Hashable
 
@@ -93,6 +94,11 @@ class ChunkReader(ABC):
     @abstractmethod
     def document_text(self, source: str) -> str | None:
         """The document's text as indexed (its `source_text`), or None when the document is not stored."""
+
+    @abstractmethod
+    def geometry(self, source: str) -> PageGeometry | None:
+        """Where each character of the document's text sits on its page (PDFs), so quotes are cited
+        with page and boxes without the file; None for documents without pages or not stored."""
 
 
 class ChunkStore(ChunkReader):

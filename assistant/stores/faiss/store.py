@@ -25,6 +25,7 @@ import numpy as np
 from assistant.chunking import chunking_manifest
 from assistant.lexical import LexicalIndex, Vocabulary, build_vocabulary, top_positive
 from assistant.models import Chunk, Document
+from assistant.readers import PageGeometry
 from assistant.settings import Settings
 from assistant.stores.base import ChunkReader, ChunkStore, Record, StoreInvalid, check_document_chunks
 from assistant.stores.faiss import persist
@@ -93,6 +94,10 @@ class FaissView(ChunkReader):
     def document_text(self, source: str) -> str | None:
         doc = self.documents.get(source)
         return doc.text if doc is not None else None
+
+    def geometry(self, source: str) -> PageGeometry | None:
+        doc = self.documents.get(source)
+        return doc.geometry if doc is not None else None
 
     def vocabulary(self) -> Vocabulary:
         if self._vocabulary is None:
@@ -219,6 +224,9 @@ class FaissChunkStore(ChunkStore):
     def document_text(self, source: str) -> str | None:
         return self._view.document_text(source)
 
+    def geometry(self, source: str) -> PageGeometry | None:
+        return self._view.geometry(source)
+
     def stats(self) -> dict[str, Any]:
         return {
             "backend": self.backend,
@@ -302,7 +310,7 @@ class FaissChunkStore(ChunkStore):
 
 def _write_view(folder: Path, view: FaissView, documents: dict[str, Document]) -> None:
     persist.write_json(folder / persist.CHUNKS, [c.model_dump() for c in view.chunks])
-    persist.write_json(folder / persist.DOCUMENTS, persist.documents_json(documents))
+    persist.write_documents(folder, documents)
     view.vectors_index.save(str(folder))
     (folder / persist.BM25).mkdir()
     view.bm25.save(str(folder / persist.BM25))

@@ -1,0 +1,160 @@
+"""PDFs and web pages as corpus documents: indexed, cited with page and boxes, skipped with a reason.
+
+Fixtures are generated (reportlab, HTML strings) by the helpers of test_readers.py. Boxes are
+checked against an independent extractor, PDFium (pypdfium2), never against our own reader.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant
+from assistant.answer import DISCLAIMER
+from assistant.corpus import Unreadable, open_document
+from assistant.models import Answer
+from assistant.readers import read_file
+from assistant.settings import Settings
+
+pytest.importorskip("pypdfium2")
+pytest.importorskip("reportlab")
+
+from test_readers import (  # noqa: E402  (the generators live with the readers' tests)
+    BOILERPLATE,
+    CROSS_SENTENCE,
+    HTML_BOILERPLATE,
+    HTML_PAGE,
+    make_article_pdf,
+    make_crossing_pdf,
+    make_encrypted_pdf,
+    make_image_only_pdf,
+    pdfium_text_in,
+)
+
+BACKENDS = ["faiss", pytest.param("milvus", marks=pytest.mark.milvus)]
+
+
+@pytest.fixture(scope="module")
+def pdf_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pdfs")
+    make_article_pdf(folder / "one-column.pdf", columns=1)
+    make_article_pdf(folder / "two-column.pdf", columns=2)
+    make_crossing_pdf(folder / "crossing.pdf")
+    return folder
+
+
+def corpus_of(tmp_path: Path, pdf_folder: Path, *names: str) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    for name in names:
+        shutil.copy(pdf_folder / name, corpus / name)
+    return corpus
+
+
+def load(tmp_path: Path, corpus: Path, embedder, backend: str = "faiss", **extra) -> Assistant:
+    if backend == "milvus":
+        pytest.importorskip("pymilvus")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / f"index-{backend}", backend=backend,
+                        milvus_uri=str(tmp_path / "milvus.db"), uploads_dir=tmp_path / "uploads", **extra)
+    return Assistant.load(settings, embedder=embedder, on_rebuild=lambda m: None)
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
+def assert_cited_on_its_pages(answer: Answer, corpus: Path) -> None:
+    """Every quote is the exact span of its file's `source_text`; a PDF's boxes hold its words for PDFium."""
+    assert answer.disclaimer == DISCLAIMER
+    for c in answer.citations:
+        path = corpus / c.source
+        text = read_file(path, max_bytes=50_000_000).text  # re-extracted: the index is not the oracle
+        assert text[c.start : c.end] == c.quote
+        if path.suffix != ".pdf":
+            assert c.page is None and c.boxes == []
+            continue
+        assert c.boxes and c.page == c.boxes[0][0]
+        inside = _flat(pdfium_text_in(path, c.boxes))
+        for word in re.findall(r"\w+", c.quote.lower()):
+            assert _flat(word) in inside, f"{word!r} of {c.quote!r} is not in its boxes for PDFium: {inside!r}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["one-column.pdf", "two-column.pdf"])
+def test_pdfs_are_indexed_and_cited_with_page_and_boxes(tmp_path, pdf_folder, fake_embedder, name, backend):
+    corpus = corpus_of(tmp_path, pdf_folder, name)
+    bot = load(tmp_path, corpus, fake_embedder, backend)
+    try:
+        for question in ("How much calcium do adults need a day?", "When should I see a doctor about cramps?",
+                         "Which foods are good sources of magnesium?"):
+            answer = bot.ask(question)
+            assert answer.grounded, question
+            assert_cited_on_its_pages(answer, corpus)
+            for c in answer.citations:
+                assert not any(marker in c.quote for marker in BOILERPLATE)
+        assert bot.store.geometry(name) is not None and bot.store.geometry("nothing.pdf") is None
+    finally:
+        bot.close()
+    again = load(tmp_path, corpus, fake_embedder, backend)  # reopened: the geometry came from the store, not the file
+    try:
+        cited = again.ask("How much calcium do adults need a day?")
+        assert cited.citations and cited.citations[0].boxes
+        payload = Answer.model_validate_json(cited.model_dump_json())
+        assert payload.citations[0].boxes == cited.citations[0].boxes and payload.citations[0].page >= 1
+    finally:
+        again.close()
+
+
+def test_a_quote_crossing_a_page_has_boxes_on_both_pages(tmp_path, pdf_folder, fake_embedder):
+    corpus = corpus_of(tmp_path, pdf_folder, "crossing.pdf")
+    bot = load(tmp_path, corpus, fake_embedder)
+    try:
+        answer = bot.ask("Does magnesium help the body absorb and use calcium from food?")
+    finally:
+        bot.close()
+    crossing = [c for c in answer.citations if CROSS_SENTENCE in c.quote]
+    assert crossing, [c.quote for c in answer.citations]
+    assert crossing[0].page == 1 and {box[0] for box in crossing[0].boxes} == {1, 2}
+    assert_cited_on_its_pages(answer, corpus)
+
+
+def test_unusable_pdfs_are_skipped_with_a_reason_and_the_others_load(tmp_path, pdf_folder, fake_embedder):
+    corpus = corpus_of(tmp_path, pdf_folder, "one-column.pdf")
+    make_image_only_pdf(corpus / "scan.pdf")
+    make_encrypted_pdf(corpus / "locked.pdf", user_password="secret")
+    (corpus / "fake.pdf").write_text("not a pdf at all", encoding="utf-8")
+    from assistant.indexing import open_synced
+
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    store, report = open_synced(settings, fake_embedder, on_change=lambda m: None)
+    try:
+        reasons = {s.source: s.reason for s in report.skipped}
+        assert set(store.sources()) == {"one-column.pdf"}
+    finally:
+        store.close()
+    assert set(reasons) == {"scan.pdf", "locked.pdf", "fake.pdf"}
+    assert "text layer" in reasons["scan.pdf"] and "encrypted" in reasons["locked.pdf"]
+    assert "not a PDF" in reasons["fake.pdf"]
+    assert all("\n" not in reason for reason in reasons.values())
+    with pytest.raises(Unreadable):
+        open_document(corpus / "locked.pdf", corpus, max_bytes=10_000_000)
+
+
+def test_web_pages_are_quoted_without_their_boilerplate(tmp_path, fake_embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "page.html").write_text(HTML_PAGE, encoding="utf-8")
+    bot = load(tmp_path, corpus, fake_embedder)
+    try:
+        answers = [bot.ask(q) for q in ("Which foods are good sources of magnesium?", "How much calcium do adults need?",
+                                        "Do you accept all cookies?", "What is in the navigation menu?")]
+    finally:
+        bot.close()
+    assert answers[0].grounded
+    for answer in answers:
+        assert_cited_on_its_pages(answer, corpus)
+        for c in answer.citations:
+            assert not any(marker in c.quote for marker in HTML_BOILERPLATE), c.quote
