@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import AbstractSet, Any, Sequence
 
 import numpy as np
 
@@ -52,17 +52,32 @@ class FaissView(ChunkReader):
     def count(self) -> int:
         return len(self.chunks)
 
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def dense(self, vector: np.ndarray, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[int, float]]:
         if not self.chunks:
             return []
-        scores, ids = self.vectors_index.search(vector[None, :], k)
-        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        if sources is None:
+            scores, ids = self.vectors_index.search(vector[None, :], k)
+            return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        rows = self._rows_of(sources)  # a few documents: exact inner products over their rows alone
+        scores = self.vectors_index.vectors(rows) @ vector if rows.size else np.zeros(0, np.float32)
+        order = np.lexsort((rows, -scores))[:k]
+        return [(int(rows[i]), float(scores[i])) for i in order]
 
-    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
+    def lexical(self, query: str, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[int, float]]:
         if not self.chunks:
             return []
-        scores, ids = top_positive(self._bm25_scores(query), k)
-        return [(int(i), float(s)) for s, i in zip(scores, ids)]
+        scores = self._bm25_scores(query)
+        if sources is not None:
+            kept = np.zeros_like(scores)
+            rows = self._rows_of(sources)
+            kept[rows] = scores[rows]
+            scores = kept
+        top, ids = top_positive(scores, k)
+        return [(int(i), float(s)) for s, i in zip(top, ids)]
+
+    def _rows_of(self, sources: AbstractSet[str]) -> np.ndarray:
+        """Row positions of the chunks of `sources`, ascending."""
+        return np.array([i for i, c in enumerate(self.chunks) if c.source in sources], dtype=np.int64)
 
     def lexical_scores(self, query: str, keys: Sequence[int]) -> np.ndarray:
         if not self.chunks:
@@ -188,11 +203,11 @@ class FaissChunkStore(ChunkStore):
     def count(self) -> int:
         return self._view.count()
 
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        return self._view.dense(vector, k)
+    def dense(self, vector: np.ndarray, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[int, float]]:
+        return self._view.dense(vector, k, sources)
 
-    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
-        return self._view.lexical(query, k)
+    def lexical(self, query: str, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[int, float]]:
+        return self._view.lexical(query, k, sources)
 
     def lexical_scores(self, query: str, keys: Sequence[int]) -> np.ndarray:
         return self._view.lexical_scores(query, keys)

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import base64
-from typing import Any, Callable, Iterator, Sequence
+from typing import AbstractSet, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -123,16 +123,16 @@ class MilvusChunkStore(ChunkStore):
         found = self.client.query(self.name, filter=expr, output_fields=["count(*)"])
         return int(found[0]["count(*)"]) if found else 0
 
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+    def dense(self, vector: np.ndarray, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[str, float]]:
         result = self.client.search(
             self.name, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="vector", limit=k,
-            output_fields=schema.ROW_FIELDS,
+            output_fields=schema.ROW_FIELDS, filter=_among(sources),
             search_params={"metric_type": "IP", "params": {"ef": max(self.settings.milvus_ef_search, k)}},
         )
         self._cache.put(codec.hit_rows(result[0]))
         return [(hit["id"], float(hit["distance"])) for hit in result[0]]
 
-    def lexical(self, query: str, k: int) -> list[tuple[str, float]]:
+    def lexical(self, query: str, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[str, float]]:
         """Milvus's BM25 index proposes the candidates; their scores are then computed exactly.
 
         Milvus scores BM25 on its own scale, and a filtered search (`id in [...]`) takes its
@@ -144,7 +144,7 @@ class MilvusChunkStore(ChunkStore):
             return []
         result = self.client.search(
             self.name, data=[" ".join(tokens)], anns_field="sparse", limit=k, output_fields=schema.ROW_FIELDS,
-            search_params={"metric_type": "BM25"},
+            search_params={"metric_type": "BM25"}, filter=_among(sources),
         )
         self._cache.put(codec.hit_rows(result[0]))
         keys = [hit["id"] for hit in result[0]]
@@ -430,3 +430,7 @@ class MilvusChunkStore(ChunkStore):
     def close(self) -> None:
         self.client.close()
 
+
+def _among(sources: AbstractSet[str] | None) -> str:
+    """The search filter that keeps the chunks of `sources` (none: every chunk)."""
+    return "" if sources is None else f"source in {filter_literal(sorted(sources))}"
