@@ -158,3 +158,30 @@ def test_web_pages_are_quoted_without_their_boilerplate(tmp_path, fake_embedder)
         assert_cited_on_its_pages(answer, corpus)
         for c in answer.citations:
             assert not any(marker in c.quote for marker in HTML_BOILERPLATE), c.quote
+
+
+def test_verify_reads_pdfs_and_web_pages_again(tmp_path, pdf_folder, fake_embedder, monkeypatch):
+    from assistant import readers
+    from assistant.verify import verify_store
+
+    corpus = corpus_of(tmp_path, pdf_folder, "one-column.pdf")
+    (corpus / "page.html").write_text(HTML_PAGE, encoding="utf-8")
+    bot = load(tmp_path, corpus, fake_embedder)
+    try:
+        report = verify_store(bot.store, corpus)
+        assert report.ok and report.files == 2, report.problems
+        read = readers.read_file
+
+        def newer_reader(path, **kwargs):  # a reader whose rules changed since the index was built
+            found = read(path, **kwargs)
+            return found if found.kind == "pdf" else readers.Extracted(text=found.text.replace("minerals", "elements"), kind=found.kind)
+
+        monkeypatch.setattr(readers, "read_file", newer_reader)
+        problems = verify_store(bot.store, corpus).problems
+        assert "reader changed" in problems[0] and all(p.startswith("page.html") for p in problems)
+        monkeypatch.undo()
+        shutil.copy(pdf_folder / "two-column.pdf", corpus / "one-column.pdf")  # the file itself changed
+        problems = verify_store(bot.store, corpus).problems
+        assert len(problems) == 1 and "one-column.pdf" in problems[0] and "changed" in problems[0]
+    finally:
+        bot.close()

@@ -77,7 +77,8 @@ def run_verify(args: argparse.Namespace) -> int:
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     else:
-        report = verify_store(store, settings.corpus_dir)
+        report = verify_store(store, settings.corpus_dir, uploads_dir=settings.uploads_folder,
+                              max_bytes=settings.max_file_bytes)
         store.close()
         problems, files, chunks = report.problems, report.files, report.chunks
     if args.json:
