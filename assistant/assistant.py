@@ -22,13 +22,14 @@ from assistant.embedding import Embedder, embedder_for
 from assistant.features import QUESTION_FEATURES, candidate_features, question_features
 from assistant.indexing import open_synced
 from assistant.lexical import tokenize
-from assistant.models import Answer
+from assistant.models import Answer, DocumentSummary
 from assistant.query import english_words, rewrite
 from assistant.retrieval import Hit, Retriever
 from assistant.safety import SafetyModel, load_safety_model, safety_notice
 from assistant.scope import AnswerModel, ScopePolicy, coverage, load_answer_model, names_known
 from assistant.settings import Settings
 from assistant.stores import ChunkReader, ChunkStore, open_store
+from assistant.uploads import add_upload, remove_upload
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +242,18 @@ class Assistant:
         """Whether a passage found with the help of an earlier turn still relates to the new question."""
         passage = view.vectors([hit.key])[0]
         return float(passage @ vector) >= self.settings.follow_up_floor
+
+    def add_document(self, name: str, data: bytes) -> DocumentSummary:
+        """Keep an uploaded file in the uploads folder and index it at once, as `uploads/<name>`.
+
+        Only this document is embedded. Raises `assistant.uploads.UploadRefused` (a ValueError)
+        with a one-line reason: a bad name, too large, content not of its type, unreadable.
+        """
+        return add_upload(self.store, self.settings, self.embedder, name, data)
+
+    def remove_document(self, name: str) -> int:
+        """Remove an uploaded document (`name` or `uploads/<name>`); corpus files cannot be removed."""
+        return remove_upload(self.store, self.settings, name)
 
     def close(self) -> None:
         """Release the store (a Milvus Lite file serves one process at a time)."""

@@ -34,6 +34,17 @@ class Document(BaseModel):
     geometry: Any = Field(default=None, exclude=True, repr=False, description="PageGeometry of a PDF, else None.")
 
 
+class DocumentSummary(BaseModel):
+    """What `Assistant.add_document` reports about a document it indexed."""
+
+    source: str = Field(description="The name to cite and to restrict questions with, e.g. 'uploads/leaflet.pdf'.")
+    kind: DocumentKind
+    pages: int | None = None
+    chunks: int
+    bytes: int
+    sha256: str
+
+
 class Chunk(BaseModel):
     """A quotable unit of a document: a sentence, a list item, a table row, or a whole short list or table.
 

@@ -185,3 +185,75 @@ def test_verify_reads_pdfs_and_web_pages_again(tmp_path, pdf_folder, fake_embedd
         assert len(problems) == 1 and "one-column.pdf" in problems[0] and "changed" in problems[0]
     finally:
         bot.close()
+
+
+# ------------------------------------------------------------------------------------------ uploads
+
+
+def test_an_upload_is_indexed_alone_answerable_at_once_and_survives_a_restart(tmp_path, corpus_dir, pdf_folder, fake_embedder):
+    bot = load(tmp_path, corpus_dir, fake_embedder)
+    try:
+        before = fake_embedder.texts
+        corpus_chunks = bot.store.count()
+        summary = bot.add_document("leaflet.pdf", (pdf_folder / "crossing.pdf").read_bytes())
+        assert summary.source == "uploads/leaflet.pdf" and summary.kind == "pdf" and summary.pages == 2
+        assert fake_embedder.texts - before == summary.chunks  # only the new document was embedded
+        assert bot.store.count() == corpus_chunks + summary.chunks
+        answer = bot.ask("Does magnesium help the body absorb calcium from food?", sources=["uploads/leaflet.pdf"])
+        assert answer.citations and {c.source for c in answer.citations} == {"uploads/leaflet.pdf"}
+        assert answer.citations[0].page is not None and answer.citations[0].boxes
+        assert (tmp_path / "uploads" / "leaflet.pdf").read_bytes() == (pdf_folder / "crossing.pdf").read_bytes()
+    finally:
+        bot.close()
+    embedded = fake_embedder.texts
+    again = load(tmp_path, corpus_dir, fake_embedder)  # a restart: nothing to embed, the upload is still there
+    try:
+        assert fake_embedder.texts == embedded and "uploads/leaflet.pdf" in again.store.sources()
+        with pytest.raises(ValueError, match="corpus file"):
+            again.remove_document("iron.md")
+        assert again.remove_document("leaflet.pdf") == summary.chunks
+        assert "uploads/leaflet.pdf" not in again.store.sources() and not (tmp_path / "uploads" / "leaflet.pdf").exists()
+        with pytest.raises(ValueError, match="no uploaded document"):
+            again.remove_document("leaflet.pdf")
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("../escape.txt", b"Iron is a metal.", "path"),
+    ("sub/notes.txt", b"Iron is a metal.", "path"),
+    (".hidden.txt", b"Iron is a metal.", "hidden"),
+    ("bell\x07.txt", b"Iron is a metal.", "control"),
+    ("notes.docx", b"PK\x03\x04", "not a supported type"),
+    ("big.txt", b"x" * 2_001, "over the limit"),
+    ("fake.pdf", b"<html><body><p>Iron.</p></body></html>", "content is html"),
+    ("sneaky.txt", b"%PDF-1.4\n...", "content is pdf"),
+    ("latin.txt", "caf\xe9".encode("latin-1"), "UTF-8"),
+    ("empty.md", b"   ", "empty"),
+])
+def test_uploads_are_refused_with_a_one_line_reason(tmp_path, corpus_dir, fake_embedder, name, data, reason):
+    from assistant.uploads import UploadRefused
+
+    bot = load(tmp_path, corpus_dir, fake_embedder, max_file_bytes=2_000)
+    try:
+        with pytest.raises(UploadRefused) as caught:
+            bot.add_document(name, data)
+        assert reason in caught.value.reason and "\n" not in caught.value.reason
+        assert caught.value.disclaimer == DISCLAIMER
+        assert not any((tmp_path / "uploads").glob("*")) if (tmp_path / "uploads").exists() else True
+        assert all(not s.startswith("uploads/") for s in bot.store.sources())
+    finally:
+        bot.close()
+
+
+def test_an_encrypted_upload_is_refused_and_leaves_nothing_behind(tmp_path, corpus_dir, fake_embedder):
+    from assistant.uploads import UploadRefused
+
+    make_encrypted_pdf(tmp_path / "locked.pdf", user_password="secret")
+    bot = load(tmp_path, corpus_dir, fake_embedder)
+    try:
+        with pytest.raises(UploadRefused, match="encrypted"):
+            bot.add_document("locked.pdf", (tmp_path / "locked.pdf").read_bytes())
+        assert list((tmp_path / "uploads").iterdir()) == []
+    finally:
+        bot.close()
