@@ -190,8 +190,10 @@ def test_verify_reads_pdfs_and_web_pages_again(tmp_path, pdf_folder, fake_embedd
 # ------------------------------------------------------------------------------------------ uploads
 
 
-def test_an_upload_is_indexed_alone_answerable_at_once_and_survives_a_restart(tmp_path, corpus_dir, pdf_folder, fake_embedder):
-    bot = load(tmp_path, corpus_dir, fake_embedder)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_upload_is_indexed_alone_answerable_at_once_and_survives_a_restart(tmp_path, corpus_dir, pdf_folder, fake_embedder,
+                                                                              backend):
+    bot = load(tmp_path, corpus_dir, fake_embedder, backend)
     try:
         before = fake_embedder.texts
         corpus_chunks = bot.store.count()
@@ -206,7 +208,7 @@ def test_an_upload_is_indexed_alone_answerable_at_once_and_survives_a_restart(tm
     finally:
         bot.close()
     embedded = fake_embedder.texts
-    again = load(tmp_path, corpus_dir, fake_embedder)  # a restart: nothing to embed, the upload is still there
+    again = load(tmp_path, corpus_dir, fake_embedder, backend)  # a restart: nothing to embed, the upload is still there
     try:
         assert fake_embedder.texts == embedded and "uploads/leaflet.pdf" in again.store.sources()
         with pytest.raises(ValueError, match="corpus file"):
