@@ -18,6 +18,7 @@ from pathlib import Path
 
 from assistant import readers
 from assistant.models import Document
+from assistant.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,11 @@ def open_document(
         raise Unreadable("it is empty")
     kind = SUFFIXES.get(path.suffix.lower(), "text")
     return Document(source=source, text=text, sha256=sha256_hex(data), kind=kind)  # type: ignore[arg-type]
+
+
+def reader_limits(settings: Settings) -> readers.ReaderLimits:
+    """What reading one PDF may cost, from the settings (`ASSISTANT_PDF_MAX_PAGES`, `ASSISTANT_PDF_TIMEOUT_S`)."""
+    return readers.ReaderLimits(max_pages=settings.pdf_max_pages, timeout_s=settings.pdf_timeout_s)
 
 
 def extract_document(path: Path, source: str, *, max_bytes: int, limits: readers.ReaderLimits | None = None) -> Document:

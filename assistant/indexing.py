@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from assistant.chunking import chunk_document
-from assistant.corpus import Skipped, Unreadable, open_document, scan_sources
+from assistant.corpus import Skipped, Unreadable, open_document, reader_limits, scan_sources
 from assistant.embedding import Embedder
 from assistant.locking import index_lock
 from assistant.models import Chunk, Document
@@ -127,6 +127,7 @@ def sync_store(
     pending: list[tuple[Document, list[Chunk]]] = []
     since_commit = 0
     root = settings.corpus_dir.resolve()
+    limits = reader_limits(settings)
 
     def flush() -> None:
         nonlocal since_commit
@@ -149,7 +150,7 @@ def sync_store(
     with tqdm(total=len(plan.to_index), unit="file", desc="indexing", disable=not show_progress) as bar:
         for path, source in plan.to_index:
             try:
-                doc = open_document(path, root, max_bytes=settings.max_file_bytes, source=source)
+                doc = open_document(path, root, max_bytes=settings.max_file_bytes, source=source, limits=limits)
             except Unreadable as exc:
                 report.skipped.append(Skipped(source, str(exc)))
                 if source in plan.recorded:  # it was indexed, and is now unusable: its old quotes must go

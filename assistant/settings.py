@@ -105,7 +105,11 @@ class Settings(BaseSettings):
 
     # Input limits.
     max_question_chars: int = Field(default=2000, gt=0)
-    max_file_bytes: int = Field(default=20_000_000, gt=0, description="Larger corpus files are skipped.")
+    max_file_bytes: int = Field(default=20_000_000, gt=0, description="Larger corpus files (and uploads) are skipped.")
+    pdf_max_pages: int = Field(default=2_000, gt=0, description="PDFs with more pages are skipped (docs/formats.md).")
+    pdf_timeout_s: float = Field(
+        default=300.0, gt=0, description="A PDF whose reading takes longer is skipped (its reader process is killed)."
+    )
 
     @field_validator("corpus_dir", "index_dir", "cache_dir", "uploads_dir")
     @classmethod

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from assistant.answer import DISCLAIMER
 from assistant.chunking import chunk_document
-from assistant.corpus import SUFFIXES, UPLOADS, Unreadable, open_document
+from assistant.corpus import SUFFIXES, UPLOADS, Unreadable, open_document, reader_limits
 from assistant.embedding import Embedder
 from assistant.locking import index_lock
 from assistant.models import DocumentSummary
@@ -85,7 +85,8 @@ def add_upload(store: ChunkStore, settings: Settings, embedder: Embedder, name: 
     try:
         staged.write_bytes(bytes(data))
         try:
-            document = open_document(staged, folder, max_bytes=settings.max_file_bytes, source=source)
+            document = open_document(staged, folder, max_bytes=settings.max_file_bytes, source=source,
+                                     limits=reader_limits(settings))
         except Unreadable as exc:
             raise UploadRefused(f"{name!r} cannot be indexed: {exc}") from exc
         chunks = chunk_document(document, max_chunk_chars=settings.max_chunk_chars,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.corpus import EXTRACTED, Unreadable, extract_document, sha256_hex, source_path
+from assistant.readers import ReaderLimits
 from assistant.stores.base import ChunkStore
 
 
@@ -31,7 +32,7 @@ class VerifyReport:
 
 def verify_store(
     store: ChunkStore, corpus_dir: Path, *, max_problems: int = 50, uploads_dir: Path | None = None,
-    max_bytes: int = 20_000_000,
+    max_bytes: int = 20_000_000, limits: ReaderLimits | None = None,
 ) -> VerifyReport:
     """Compare every stored chunk of `store` with the files in `corpus_dir` (uploaded ones in `uploads_dir`)."""
     report = VerifyReport()
@@ -55,7 +56,7 @@ def verify_store(
             continue
         if path.suffix.lower() in EXTRACTED:
             try:
-                document = extract_document(path, source, max_bytes=max_bytes)
+                document = extract_document(path, source, max_bytes=max_bytes, limits=limits)
             except Unreadable as exc:
                 problem(f"{source}: it cannot be read again ({exc})")
                 continue

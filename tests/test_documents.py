@@ -143,6 +143,19 @@ def test_unusable_pdfs_are_skipped_with_a_reason_and_the_others_load(tmp_path, p
         open_document(corpus / "locked.pdf", corpus, max_bytes=10_000_000)
 
 
+def test_the_pdf_limits_come_from_the_settings(tmp_path, pdf_folder, fake_embedder):
+    from assistant.indexing import open_synced
+
+    corpus = corpus_of(tmp_path, pdf_folder, "crossing.pdf")  # two pages
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", pdf_max_pages=1)
+    store, report = open_synced(settings, fake_embedder, on_change=lambda m: None)
+    try:
+        assert store.sources() == {}
+    finally:
+        store.close()
+    assert [s.source for s in report.skipped] == ["crossing.pdf"] and "page" in report.skipped[0].reason
+
+
 def test_web_pages_are_quoted_without_their_boilerplate(tmp_path, fake_embedder):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -205,6 +218,10 @@ def test_an_upload_is_indexed_alone_answerable_at_once_and_survives_a_restart(tm
         assert answer.citations and {c.source for c in answer.citations} == {"uploads/leaflet.pdf"}
         assert answer.citations[0].page is not None and answer.citations[0].boxes
         assert (tmp_path / "uploads" / "leaflet.pdf").read_bytes() == (pdf_folder / "crossing.pdf").read_bytes()
+        from assistant.verify import verify_store
+
+        report = verify_store(bot.store, corpus_dir, uploads_dir=tmp_path / "uploads")
+        assert report.ok and report.files == 3, report.problems
     finally:
         bot.close()
     embedded = fake_embedder.texts
