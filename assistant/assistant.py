@@ -167,7 +167,7 @@ class Assistant:
         text = validate_question(question, max_chars=self.settings.max_question_chars)
         query, previous = contextualize(text, history)
         view = self.store.view()  # one state of the store for the whole question
-        among = validate_sources(sources, self.store.sources().keys())
+        among = None if sources is None else validate_sources(sources, self.store.sources().keys())  # Milvus: a scan
         vocabulary = view.vocabulary()
         search = rewrite(query, vocabulary).text
         # Scope is judged on the question's own words — unless it leans on the turn before, whose words it borrows.
