@@ -276,3 +276,17 @@ def test_an_encrypted_upload_is_refused_and_leaves_nothing_behind(tmp_path, corp
         assert list((tmp_path / "uploads").iterdir()) == []
     finally:
         bot.close()
+
+
+def test_uploading_a_name_again_replaces_the_document(tmp_path, corpus_dir, fake_embedder):
+    bot = load(tmp_path, corpus_dir, fake_embedder)
+    try:
+        bot.add_document("note.md", b"# Zinc\n\nZinc supports the immune system.\n")
+        second = bot.add_document("note.md", b"# Copper\n\nCopper helps the body form red blood cells.\n")
+        assert bot.store.document_text("uploads/note.md").startswith("# Copper")
+        assert [r.chunk.text for r in bot.store.chunks_of("uploads/note.md")][-1] == "Copper helps the body form red blood cells."
+        assert len(bot.store.chunks_of("uploads/note.md")) == second.chunks
+        answer = bot.ask("What does zinc support?", sources=["uploads/note.md"])
+        assert all("Zinc" not in c.quote for c in answer.citations)
+    finally:
+        bot.close()
