@@ -14,6 +14,7 @@ throughout:
 Example:
     >>> from assistant.models import Answer, Citation
     >>> from assistant.answer import DISCLAIMER
+from assistant.chunking import layout_lines, table_cells, table_header
     >>> text = "Intro.\\n\\nMagnesium helps sleep. More text."
     >>> c = Citation(n=1, quote="Magnesium helps sleep.", source="a.txt", section="Sleep", start=8, end=30, score=0.9)
     >>> md = render_answer(Answer(question="q", answer="Magnesium helps sleep. [1]", grounded=True,
@@ -25,9 +26,10 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Iterator, Mapping, Sequence
+from typing import Container, Iterator, Mapping, Sequence
 
 from assistant.answer import DISCLAIMER
+from assistant.chunking import layout_lines, table_cells, table_header
 from assistant.escaping import (  # noqa: F401  (re-exported: `render` is where the UI finds every escaper)
     LINE_BREAK,
     escape_attribute,
@@ -64,12 +66,22 @@ _BLANK_LINE = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:\r\n|\r|\n)")
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-def highlight_html(text: str, spans: Sequence[tuple[int, int, int]], *, start: int = 0, end: int | None = None) -> str:
+def highlight_html(
+    text: str,
+    spans: Sequence[tuple[int, int, int]],
+    *,
+    start: int = 0,
+    end: int | None = None,
+    numbered: Container[int] | None = None,
+    tag: str = "mark",
+) -> str:
     """Escaped HTML of `text[start:end]` with each `(n, span_start, span_end)` wrapped in `<mark>`.
 
     Each mark carries its citation number, visibly (`[n]` after it) and as `data-n`, so the reader can
-    match it to the marker in the answer. Spans outside the window are clipped; overlapping spans
-    (which `select_quotes` never produces) are skipped rather than nested.
+    match it to the marker in the answer; with `numbered`, only spans whose number is in it get the
+    visible `[n]` (a span laid out over several table cells shows it once, after its last piece).
+    Spans outside the window are clipped; overlapping spans (which `select_quotes` never produces)
+    are skipped rather than nested. `tag` is the element that wraps a span.
     """
     end = len(text) if end is None else end
     parts: list[str] = []
@@ -79,10 +91,88 @@ def highlight_html(text: str, spans: Sequence[tuple[int, int, int]], *, start: i
         if s >= e or s < cursor:
             continue
         parts.append(escape_html(text[cursor:s]))
-        parts.append(f'<mark data-n="{n}">{escape_html(text[s:e])}</mark><sup class="cite-n">[{n}]</sup>')
+        parts.append(f'<{tag} data-n="{n}">{escape_html(text[s:e])}</{tag}>')
+        if numbered is None or n in numbered:
+            parts.append(f'<sup class="cite-n">[{n}]</sup>')
         cursor = e
     parts.append(escape_html(text[cursor:end]))
     return "".join(parts)
+
+
+def _layout_items(text: str, start: int, end: int, show: tuple[int, int]) -> list[str | tuple[int, int]]:
+    """`text[start:end]` as HTML tags (strings) around content spans (tuples), content clipped to `show`."""
+    lines = layout_lines(text, start, end)
+    items: list[str | tuple[int, int]] = []
+    open_tag = ""
+
+    def enter(tag: str, opening: str) -> bool:
+        nonlocal open_tag
+        if open_tag == tag:
+            return False
+        items.append(f"</{open_tag}>" if open_tag else "")
+        items.append(opening)
+        open_tag = tag
+        return True
+
+    def content(a: int, b: int) -> tuple[int, int]:
+        return max(a, show[0]), max(min(b, show[1]), max(a, show[0]))
+
+    def row(a: int, b: int, cell: str, clip: bool = True) -> list[str | tuple[int, int]]:
+        cells = [content(*c) if clip else c for c in table_cells(text, a, b)]
+        return ["<tr>", *(x for c in cells for x in (f"<{cell}>", c, f"</{cell}>")), "</tr>"]
+
+    for i, line in enumerate(lines):
+        following = lines[i + 1].kind if i + 1 < len(lines) else ""
+        if line.kind == "paragraph":
+            items.append("" if enter("p", "<p>") else "<br>")
+            items.append(content(line.body_start, line.body_end))
+        elif line.kind == "list_item":
+            enter("ul", "<ul>")
+            items += ["<li>", content(line.body_start, line.body_end), "</li>"]
+        elif line.kind == "table":
+            if enter("table", '<table class="doc-table">') and following != "table_sep":
+                header = table_header(text, line.start)
+                items += row(*header, "th", clip=False) if header else []
+            items += row(line.start, line.end, "th" if following == "table_sep" else "td")
+        elif line.kind in ("heading", "blank", "rule"):
+            enter("", "")
+            if line.kind == "heading":
+                items += ['<h4 class="doc-h">', content(line.body_start, line.body_end), "</h4>"]
+            elif line.kind == "rule" and (i == 0 or lines[i - 1].kind != "heading"):
+                items.append("<hr>")
+    enter("", "")
+    return items
+
+
+def layout_html(
+    text: str,
+    spans: Sequence[tuple[int, int, int]] = (),
+    *,
+    start: int = 0,
+    end: int | None = None,
+    show: tuple[int, int] | None = None,
+    tag: str = "mark",
+) -> str:
+    """Escaped HTML of `text[start:end]` laid out as its document: headings, paragraphs, bullets, tables.
+
+    Still verbatim: the text is every character of the window but the structure's markers (`#`,
+    bullets, table pipes and `|---|` rows), which become the elements they stand for; lines are
+    classified as `chunking` classifies them. Inline Markdown stays the characters it is, so a
+    document adds no link, image or HTML. A table shown from below its header gets the header from
+    above the window. Each span is marked (`tag`) in every element it covers, `[n]` after its last
+    piece. With `show`, content outside `show` is left out (a quote laid out on its whole lines).
+    One line of HTML: line breaks inside a line become `<br>`.
+    """
+    end = len(text) if end is None else end
+    items = _layout_items(text, start, end, show or (start, end))
+    last = {n: i for i, item in enumerate(items) if isinstance(item, tuple)
+            for n, s, e in spans if s < item[1] and item[0] < e}
+    html_parts = [
+        item if isinstance(item, str) else
+        highlight_html(text, spans, start=item[0], end=item[1], numbered={n for n, i in last.items() if i == k}, tag=tag)
+        for k, item in enumerate(items)
+    ]
+    return LINE_BREAK.sub("<br>", "".join(html_parts))
 
 
 def passage_bounds(text: str, start: int, end: int, *, context_chars: int = CONTEXT_CHARS) -> tuple[int, int]:
@@ -135,7 +225,7 @@ def render_passage(citation: Citation, texts: Mapping[str, str]) -> str:
         return LINE_BREAK.sub("<br>", f'<div class="passage">{note}{body}</div>')
     text = texts[citation.source]
     lo, hi = passage_bounds(text, citation.start, citation.end)
-    inner = highlight_html(text, [(citation.n, citation.start, citation.end)], start=lo, end=hi)
+    inner = layout_html(text, [(citation.n, citation.start, citation.end)], start=lo, end=hi)
     lead = "… " if lo > 0 and text[lo - 1] not in "\r\n" else ""
     tail = " …" if hi < len(text) and text[hi] not in "\r\n" else ""
     return LINE_BREAK.sub("<br>", f'<div class="passage">{lead}{inner}{tail}</div>')
@@ -155,13 +245,47 @@ def render_citation(citation: Citation, texts: Mapping[str, str]) -> str:
     return f'<details class="citation" data-n="{citation.n}">{summary}{render_passage(citation, texts)}</details>'
 
 
+def render_quote(citation: Citation, texts: Mapping[str, str]) -> str:
+    """A quote of the answer as its document lays it out, on one line, `[n]` after it.
+
+    A table row comes as a small table under its table's header row (the header is context, the row
+    the quote); a list keeps every bullet; the text shown is the quote's. A quote whose document is
+    absent or changed is shown as the plain text it was.
+    """
+    if not quote_matches(citation, texts):
+        return f"{escape_markdown(citation.quote)} \\[{citation.n}\\]"
+    text = texts[citation.source]
+    lo, hi = text.rfind("\n", 0, citation.start) + 1, text.find("\n", citation.end)  # its whole lines
+    spans = [(citation.n, citation.start, citation.end)]
+    body = layout_html(text, spans, start=lo, end=len(text) if hi < 0 else hi, show=(citation.start, citation.end),
+                       tag="span")
+    return f'<div class="quote" data-n="{citation.n}">{body}</div>'
+
+
+def _text_blocks(text: str, notice: str | None) -> list[str]:
+    """The engine's own words between quotes, escaped; a safety notice set apart (`.notice`) to be seen first."""
+    return [
+        f'<div class="notice" role="note">{escape_html_line(part, line_break="<br>")}</div>' if part == notice
+        else escape_markdown(part)
+        for part in text.split("\n\n") if part.strip()
+    ]
+
+
 def answer_blocks(answer: Answer, texts: Mapping[str, str]) -> list[str]:
     """The Markdown blocks of an answer, in reading order: the answer, then its numbered sources.
 
-    The answer text is the engine's own (quotes each followed by `[n]`, or the "not covered"
-    message, after any safety notice), escaped; the sources follow with the same numbers.
+    The answer text is the engine's own: any notice, then quotes each followed by `[n]` (or the
+    "not covered" message). Each quote found there is laid out (`render_quote`); the rest is
+    escaped text. The sources follow with the same numbers.
     """
-    blocks = [escape_markdown(part) for part in answer.answer.split("\n\n") if part.strip()]
+    blocks: list[str] = []
+    rest = answer.answer
+    for citation in answer.citations:
+        before, found, after = rest.partition(f"{citation.quote} [{citation.n}]")
+        if found:
+            blocks += [*_text_blocks(before, answer.notice), render_quote(citation, texts)]
+            rest = after
+    blocks += _text_blocks(rest, answer.notice)
     if answer.citations:
         blocks.append("**Sources** (expand one to read the quote in its passage)")
         blocks.extend(render_citation(c, texts) for c in answer.citations)
@@ -275,14 +399,14 @@ def render_corpus(
             for lo, hi in windows:
                 if lo > cursor:
                     pieces.append(_omitted(lo - cursor))
-                pieces.append(highlight_html(doc.text, cited, start=lo, end=hi))
+                pieces.append(layout_html(doc.text, cited, start=lo, end=hi))
                 cursor = hi
             if cursor < len(doc.text):
                 pieces.append(_omitted(len(doc.text) - cursor))
             body = "".join(pieces)
             shown += sum(hi - lo for lo, hi in windows)
         else:
-            body = highlight_html(doc.text, cited)
+            body = layout_html(doc.text, cited)
             shown += len(doc.text)
         is_open = " open" if cited or len(documents) == 1 else ""
         parts.append(f'<details class="doc"{is_open} data-source="{attribute}"><summary>{name}</summary>'
