@@ -124,6 +124,9 @@ table.doc-table th, table.doc-table td { word-break: normal; overflow-wrap: norm
   h1 { font-size: 1.4em !important; margin: 0 !important; }
   #disclaimer { font-size: 0.85em; padding: 0.3em 0.6em; }
   #corpus { max-height: 480px; }
+  #chat .message-row.bot-row { max-width: calc(100% - 12px) !important; margin: 12px 6px 8px !important; }
+  .quote table.doc-table, .passage table.doc-table { font-size: 0.85em; }
+  table.doc-table th, table.doc-table td { min-width: 4.5em; padding: 0.2em 0.35em; }
 }
 """
 

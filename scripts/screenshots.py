@@ -3,8 +3,8 @@
     python scripts/screenshots.py docs/screenshot.png docs/screenshot-phone.png
 
 Starts `app.py` on a free loopback port (its own index folder, as the browser tests do), asks a
-question whose answer quotes a table row, opens its first citation and saves one screenshot per
-size. Needs Playwright and Debian's chromium (`/usr/bin/chromium`, or `CHROMIUM_PATH`).
+question whose answer quotes a table row and saves one screenshot per size, the answer at its
+top. Needs Playwright and Debian's chromium (`/usr/bin/chromium`, or `CHROMIUM_PATH`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,7 @@ def shoot(url: str, viewport: dict[str, int], path: Path, browser) -> None:
     page.fill("#question textarea", QUESTION)
     page.keyboard.press("Enter")
     page.wait_for_selector("#chat details.citation")
-    page.wait_for_timeout(2500)  # the rest of the answer streams in
-    page.locator("#chat details.citation summary").first.click()
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(2500)  # the rest of the answer streams in; it stays at its top
     page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(path))
     context.close()
