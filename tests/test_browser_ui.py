@@ -85,6 +85,7 @@ def test_a_table_row_comes_with_its_header_and_a_list_with_every_bullet(page):
     assert "Food sources" in page.locator("#corpus h4").all_inner_texts()
     assert "---" not in page.locator("#corpus").inner_text() and "# Iron" not in page.locator("#corpus").inner_text()
 
+    assert summary.evaluate("s => s.tabIndex") >= 0 and summary.bounding_box()["height"] >= 44  # Tab reaches it
     summary.focus()  # keyboard: a citation opens with Enter, no mouse
     page.keyboard.press("Enter")
     assert summary.evaluate("s => s.parentElement.open")
