@@ -61,7 +61,8 @@ def _lower(word: str) -> str:
 
 def document_questions(doc: Document) -> list[str]:
     """The questions of one document's headings, in order, its title left out when it has sections."""
-    headings = [doc.text[ln.body_start : ln.body_end] for ln in layout_lines(doc.text[:SCAN_CHARS]) if ln.kind == "heading"]
+    text = doc.text[:SCAN_CHARS]
+    headings = [text[line.body_start : line.body_end] for line in layout_lines(text) if line.kind == "heading"]
     if len(headings) > 1:
         headings = headings[1:]  # the title: the whole document, too broad to quote an answer for
     questions = (heading_question(h) for h in headings)

@@ -14,7 +14,6 @@ throughout:
 Example:
     >>> from assistant.models import Answer, Citation
     >>> from assistant.answer import DISCLAIMER
-from assistant.chunking import layout_lines, table_cells, table_header
     >>> text = "Intro.\\n\\nMagnesium helps sleep. More text."
     >>> c = Citation(n=1, quote="Magnesium helps sleep.", source="a.txt", section="Sleep", start=8, end=30, score=0.9)
     >>> md = render_answer(Answer(question="q", answer="Magnesium helps sleep. [1]", grounded=True,
@@ -166,10 +165,10 @@ def layout_html(
     end = len(text) if end is None else end
     items = _layout_items(text, start, end, show or (start, end))
     last = {n: i for i, item in enumerate(items) if isinstance(item, tuple)
-            for n, s, e in spans if s < item[1] and item[0] < e}
+            for n, s, e in spans if s < item[1] and item[0] < e}  # where each span's [n] goes
     html_parts = [
-        item if isinstance(item, str) else
-        highlight_html(text, spans, start=item[0], end=item[1], numbered={n for n, i in last.items() if i == k}, tag=tag)
+        item if isinstance(item, str) else highlight_html(
+            text, spans, start=item[0], end=item[1], numbered={n for n, i in last.items() if i == k}, tag=tag)
         for k, item in enumerate(items)
     ]
     return LINE_BREAK.sub("<br>", "".join(html_parts))
