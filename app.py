@@ -38,6 +38,7 @@ from assistant import Assistant, render  # noqa: E402
 from assistant.answer import DISCLAIMER  # noqa: E402
 from assistant.assistant import InvalidQuestion  # noqa: E402
 from assistant.corpus import load_corpus  # noqa: E402
+from assistant.examples import example_questions  # noqa: E402
 from assistant.models import Answer, Document  # noqa: E402
 from assistant.server import binding, guards  # noqa: E402
 from assistant.server.auth import Credentials  # noqa: E402
@@ -46,14 +47,7 @@ from assistant.settings import Settings  # noqa: E402
 logger = logging.getLogger("app")
 
 TITLE = "Cited health assistant"
-SUBTITLE = "Answers are passages quoted word for word from the documents on the right, each with its source."
-
-EXAMPLES = [
-    "Which magnesium form is best for sleep?",
-    "What foods are high in magnesium?",
-    "How does magnesium help prevent calcification?",
-    "Who wrote Pride and Prejudice?",
-]
+SUBTITLE = "Answers are passages quoted word for word from the documents, each with its source."
 
 #: Events answering at once, chat and `/ask` together. Answering is CPU-bound and torch already uses
 #: every core: with 40 clients on 2 cores, limits of 1, 2, 4, 8 and 40 gave the same throughput while
@@ -71,24 +65,69 @@ SYSTEM_FONTS = [
 SYSTEM_MONO_FONTS = ["SFMono-Regular", "Consolas", "Liberation Mono", "DejaVu Sans Mono", "monospace"]
 
 #: After each answer, scroll the documents panel (not the page) to the first highlighted span.
+#: On load, also keep each new exchange's top in view: the chat's own autoscroll (off) went to the
+#: bottom of a long answer, hiding the notice that opens it. While an answer streams in (4 s at
+#: most, so a reader who scrolls is not fought), the chat scrolls so its question is at the top.
 SCROLL_TO_FIRST_MARK = """
 watch('value', () => {
   const mark = element.querySelector('mark');
   const box = element.closest('#corpus');
   if (mark && box) box.scrollTop += mark.getBoundingClientRect().top - box.getBoundingClientRect().top - 24;
 });
+const chat = document.querySelector('#chat');
+if (chat && !chat.dataset.topFirst) {
+  chat.dataset.topFirst = '1';
+  let seen = 0, until = 0;
+  const scrolls = e => e.scrollHeight > e.clientHeight && /auto|scroll/.test(getComputedStyle(e).overflowY);
+  new MutationObserver(() => {
+    const rows = chat.querySelectorAll('.message-row.user-row');
+    if (rows.length !== seen) { seen = rows.length; until = rows.length ? Date.now() + 4000 : 0; }
+    if (Date.now() > until) return;
+    const row = rows[rows.length - 1];
+    let box = row.parentElement;
+    while (box && box !== chat.parentElement && !scrolls(box)) box = box.parentElement;
+    if (box && scrolls(box)) box.scrollTop += row.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
+  }).observe(chat, {childList: true, subtree: true, characterData: true});
+}
 """
 
+#: Colours are set in pairs (text on background) so that `tests/test_app.py` can check each pair
+#: against WCAG AA (4.5:1) whatever the theme; marks and notices do not rely on the theme's text colour.
 CSS = """
-#disclaimer { border-left: 4px solid #d97706; padding: 0.4em 0.8em; background: rgba(217, 119, 6, 0.08); }
+#disclaimer { border-left: 4px solid #b45309; padding: 0.4em 0.8em; background: #fdf3e7; color: #1f2937; }
+#disclaimer p { color: #1f2937; }
+.notice { border-left: 4px solid #b91c1c; padding: 0.5em 0.8em; margin-bottom: 0.6em; background: #fef2f2;
+  color: #7f1d1d; font-weight: 600; }
 .passage { margin: 0.4em 0 0.6em; padding: 0.5em 0.7em; border-left: 3px solid #9ca3af; font-size: 0.92em; }
 .passage mark, .corpus mark { background: #fde68a; color: #111827; padding: 0 0.1em; }
 .cite-n { font-weight: 600; margin-left: 0.15em; }
-details.citation > summary { cursor: pointer; }
+details.citation > summary, .corpus details.doc > summary { cursor: pointer; min-height: 44px; padding: 0.6em 0; }
 #chat hr { margin: 0.6em 0; }
-.corpus .doc-text { white-space: pre-wrap; line-height: 1.5; font-size: 0.92em; }
-.corpus .omitted { color: #6b7280; font-style: italic; margin: 0.4em 0; }
+.quote, .passage, .corpus .doc-text { line-height: 1.5; }
+.quote p, .passage p, .corpus .doc-text p { margin: 0.3em 0; }
+.quote ul, .passage ul, .corpus ul { margin: 0.3em 0 0.3em 1.4em; padding: 0; list-style: disc; }
+.quote li, .passage li, .corpus li { display: list-item; margin: 0.1em 0; }
+.doc-h { font-size: 1.02em; font-weight: 700; margin: 0.7em 0 0.3em; }
+table.doc-table { border-collapse: collapse; margin: 0.4em 0; font-size: 0.92em; }
+table.doc-table th, table.doc-table td { border: 1px solid #9ca3af; padding: 0.25em 0.5em; text-align: left;
+  vertical-align: top; }
+table.doc-table th { background: #e5e7eb; color: #111827; font-weight: 600; }
+table.doc-table th, table.doc-table td { word-break: normal; overflow-wrap: normal; min-width: 5em; }
+.quote table.doc-table, .passage table.doc-table { display: block; max-width: 100%; overflow-x: auto; }
+.corpus .doc-text { font-size: 0.92em; }
+.corpus .omitted { color: #4b5563; font-style: italic; margin: 0.4em 0; }
 #corpus { max-height: 720px; overflow-y: auto !important; }
+#chat { height: clamp(300px, calc(100vh - 400px), 620px) !important; }
+#ask, #retry, #clear, #examples button { min-height: 44px; }
+@media (max-width: 720px) {
+  #chat { height: clamp(260px, calc(100svh - 470px), 520px) !important; }
+  h1 { font-size: 1.4em !important; margin: 0 !important; }
+  #disclaimer { font-size: 0.85em; padding: 0.3em 0.6em; }
+  #corpus { max-height: 480px; }
+  #chat .message-row.bot-row { max-width: calc(100% - 12px) !important; margin: 12px 6px 8px !important; }
+  .quote table.doc-table, .passage table.doc-table { font-size: 0.85em; }
+  table.doc-table th, table.doc-table td { min-width: 4.5em; padding: 0.2em 0.35em; }
+}
 """
 
 
@@ -101,6 +140,7 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
     settings = settings or getattr(bot, "settings", None) or Settings()
     max_chars = settings.max_question_chars
     texts = {doc.source: doc.text for doc in documents}
+    example_list = example_questions(documents)
 
     def reply(question: str, history: list[str]) -> tuple[list[str], Answer | None]:
         """The message blocks for `question`, and the answer (None when it was not answered)."""
@@ -172,17 +212,21 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
                     label="Conversation",
+                    show_label=False,  # its floating label covered the first message
                     elem_id="chat",
-                    height=620,
+                    height=620,  # CSS makes it fit the window, so the question box is in view on a phone
+                    autoscroll=False,  # SCROLL_TO_FIRST_MARK keeps each answer's top in view instead
                     latex_delimiters=[],  # a "$$" in a document is text, not maths
                     sanitize_html=True,
                     allow_tags=False,
                     buttons=["copy"],
                     feedback_options=None,
-                    placeholder="Ask a question about the documents, or pick an example below.",
+                    placeholder="Ask a question about the documents, or pick an example below."
+                    if example_list else "Ask a question about the documents.",
                 )
                 with gr.Row():
                     question = gr.Textbox(
+                        label="Your question",  # its accessible name; shown to screen readers only
                         placeholder="Type a question and press Enter",
                         show_label=False,
                         container=False,
@@ -191,11 +235,14 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
                         max_lines=6,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                examples = gr.Examples(
+                    example_list, inputs=[question], label="Example questions (from the documents' headings)",
+                    api_visibility="private", elem_id="examples",
+                ) if example_list else None
                 with gr.Row():
                     retry_button = gr.Button("Retry", size="sm", elem_id="retry")
                     clear_button = gr.Button("Clear conversation", size="sm", elem_id="clear")
-                examples = gr.Examples(EXAMPLES, inputs=[question], label="Example questions", api_visibility="private")
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, min_width=320):
                 gr.Markdown("### Documents\nHighlighted: the passages cited in the latest answer.")
                 corpus = gr.HTML(render.render_corpus(documents), elem_id="corpus", js_on_load=SCROLL_TO_FIRST_MARK)
 
@@ -208,7 +255,8 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
         }
         question.submit(respond, [question, chatbot, history], answer_outputs, **group)
         send.click(respond, [question, chatbot, history], answer_outputs, **group)
-        examples.load_input_event.then(respond, [question, chatbot, history], answer_outputs, **group)
+        if examples is not None:
+            examples.load_input_event.then(respond, [question, chatbot, history], answer_outputs, **group)
         retry_button.click(retry, [chatbot, history, last], answer_outputs, **group)
         clear_button.click(clear, None, answer_outputs, queue=False, api_visibility="private")
         chatbot.clear(clear, None, answer_outputs, queue=False, api_visibility="private")

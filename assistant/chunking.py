@@ -268,6 +268,74 @@ def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_wo
     ]
 
 
+@dataclass(frozen=True)
+class LayoutLine:
+    """One line as a reader sees it: its kind, its span, and where its content lies (markers excluded).
+
+    `body_start:body_end` is the heading without its `#`s, the list item after its bullet, or the
+    whole line; a UI shows the structure (a heading, a bullet) and the content verbatim.
+    """
+
+    kind: str  # blank, heading, paragraph, list_item, table, table_sep, rule
+    start: int
+    end: int
+    body_start: int
+    body_end: int
+
+
+def layout_lines(text: str, start: int = 0, end: int | None = None, *, max_heading_words: int = 12) -> list[LayoutLine]:
+    """The lines of `text[start:end]`, classified as `chunk_document` classifies them; offsets into `text`.
+
+    Only the window is read, so laying out a passage of a large document costs the passage.
+    """
+    end = len(text) if end is None else end
+    window = text[start:end]
+    laid: list[LayoutLine] = []
+    for line in _classify(window, max_heading_words):
+        s, e = start + line.start, start + line.end
+        body = (s, e)
+        if line.kind == "heading":
+            match = _MD_HEADING.fullmatch(window[line.start : line.end])
+            body = (s + match.start(2), s + match.end(2)) if match else _strip_span(text, s, e)
+        elif line.kind == "list_item":
+            body = (start + line.body_start, e)
+        laid.append(LayoutLine(line.kind, s, e, *body))
+    return laid
+
+
+def table_cells(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The `(start, end)` of each cell's content in the pipe-table row `text[start:end]`, blanks trimmed."""
+    s, e = _strip_span(text, start, end)
+    s += text.startswith("|", s)
+    e -= e > s and text[e - 1] == "|"
+    cells: list[tuple[int, int]] = []
+    while True:
+        bar = text.find("|", s, e)
+        cells.append(_strip_span(text, s, e if bar == -1 else bar))
+        if bar == -1:
+            return cells
+        s = bar + 1
+
+
+def table_header(text: str, row_start: int, *, max_chars: int = 20_000) -> tuple[int, int] | None:
+    """The `(start, end)` of the header row of the table whose row begins at `row_start`, if it has one.
+
+    The header is the row just above the table's `|---|` separator. Only `max_chars` above the row
+    are read; a row above its table's separator (the header itself) or outside a table has none.
+    """
+    lo = max(0, row_start - max_chars)
+    lines = iter_lines(text[lo:row_start])
+    for i in range(len(lines) - 1, 0, -1):
+        s, e = lines[i][0] + lo, lines[i][1] + lo
+        stripped = text[s:e].strip()
+        if not stripped.startswith("|"):
+            return None
+        if _TABLE_SEP.fullmatch(stripped) and "-" in stripped:
+            hs, he = lines[i - 1][0] + lo, lines[i - 1][1] + lo
+            return (hs, he) if text[hs:he].strip().startswith("|") else None
+    return None
+
+
 def chunk_corpus(docs: list[Document], *, max_chunk_chars: int = 1000, max_heading_words: int = 12) -> list[Chunk]:
     """Chunks of every document, with ids unique across the corpus."""
     chunks: list[Chunk] = []

@@ -5,10 +5,8 @@ Everything here is a pure function of its arguments and imports no UI library, s
 throughout:
 
 * **Nothing from a user or a document is ever markup.** Questions, quotes, headings and file
-  names are escaped for the context they land in, one function each: `escape_markdown` (Markdown),
-  `escape_html` (HTML text), `escape_html_line` (HTML that must stay on one line, inside a
-  Markdown message), `escape_attribute` (attribute values) and `escape_terminal` (a terminal),
-  line breaks of every convention included. So `<script>` in a question, `**` or `\\r\\r![x](…)` in
+  names are escaped for the context they land in, one function each (`assistant.escaping`,
+  re-exported here), line breaks of every convention included. So `<script>` in a question, `**` or `\\r\\r![x](…)` in
   a document show literally. The chat's own sanitizer is a second line of defence, not the first.
 * **The disclaimer is in every message**: answers, refusals, errors and every partial message
   while an answer streams in.
@@ -26,11 +24,19 @@ Example:
 
 from __future__ import annotations
 
-import html
 import re
-from typing import Iterator, Mapping, Sequence
+from typing import Container, Iterator, Mapping, Sequence
 
 from assistant.answer import DISCLAIMER
+from assistant.chunking import layout_lines, table_cells, table_header
+from assistant.escaping import (  # noqa: F401  (re-exported: `render` is where the UI finds every escaper)
+    LINE_BREAK,
+    escape_attribute,
+    escape_html,
+    escape_html_line,
+    escape_markdown,
+    escape_terminal,
+)
 from assistant.models import Answer, Citation, Document
 
 #: What the chat shows while the assistant searches: the answer replaces it.
@@ -54,108 +60,27 @@ CORPUS_VIEW_CHARS = 200_000
 CORPUS_DOCUMENT_CHARS = 50_000
 CORPUS_WINDOW_CHARS = 2_000
 
-#: Characters after which a new line starts, in every convention: CR LF, CR and LF (what Markdown
-#: parsers know), VT, FF, the file/group/record separators, NEL and the Unicode line and paragraph
-#: separators (which JavaScript regular expressions treat as line ends). The same set as `str.splitlines`.
-LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
-
-# Characters that start inline Markdown (emphasis, code, links, tables, strikethrough, maths) anywhere
-# in a line, and the `:` and `@` that GitHub-flavoured Markdown turns into links on their own
-# ("https://…", "a@b.example"). `<`, `>` and `&` are handled by html.escape, before these are backslash-escaped.
-_INLINE_MARKDOWN = re.compile(r"([\\`*_\[\]|~$:@])")
-# A dot between two word characters: where bare domains ("www.evil.example", "evil.com") are recognised.
-_WORD_DOT = re.compile(r"(?<=\w)\.(?=\w)")
-# Block syntax that only counts at the start of a line: headings, list bullets, setext underlines,
-# and the "1." / "1)" of ordered lists. Applied to one line at a time.
-_LINE_START_MARKER = re.compile(r"^([ \t]*)([#+\-=])")
-_LINE_START_NUMBER = re.compile(r"^([ \t]*\d+)([.)])")
-_LEADING_BLANKS = re.compile(r"^[ \t]+")
 # A blank line: where a paragraph (and a Markdown HTML block) ends. Any line-ending convention.
 _BLANK_LINE = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:\r\n|\r|\n)")
 _LINE_END = re.compile(r"\r\n|\r|\n")
-# Template syntax of HTML components ("${…}", "{{…}}"): harmless as entities, risky as characters.
-_TEMPLATE_CHARS = str.maketrans({"$": "&#36;", "{": "&#123;", "}": "&#125;", "`": "&#96;"})
-# What a terminal acts on rather than shows: C0 controls but tab and newline, DEL, C1 controls (0x9b is a
-# one-byte CSI), and the bidirectional overrides and isolates that reorder what is shown ("Trojan Source").
-_TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def escape_html(text: str) -> str:
-    """`text` as inert HTML text: tags, entities and template syntax all shown as the characters they are.
-
-    For HTML that is not inside Markdown (the documents panel), where a line break is only a line
-    break. Beyond `html.escape`, `$ { } \\`` become entities too, because Gradio's HTML component runs
-    its value through a template engine; a document saying `${…}` or `{{…}}` must stay text.
-    """
-    return html.escape(text, quote=True).translate(_TEMPLATE_CHARS)
-
-
-def escape_html_line(text: str, *, line_break: str = " ") -> str:
-    """`text` as inert HTML on one line, each line break (any convention) replaced by `line_break`.
-
-    For HTML inside a Markdown message (a citation's `<details>` block): there a blank line, or a
-    bare `\\r\\r`, ends the HTML block and whatever follows is read as Markdown, so a document could
-    add images and links. Names (file, section) are one line, so their breaks become spaces;
-    passages keep theirs as `<br>`.
-    """
-    return LINE_BREAK.sub(line_break, escape_html(text))
-
-
-def escape_attribute(text: str) -> str:
-    """`text` as the value of a double-quoted HTML attribute, on one line (line breaks become spaces).
-
-    Quotes become entities so the value cannot end early and add attributes (`" onmouseover=…`);
-    the value is one line for the same reason as `escape_html_line`.
-    """
-    return escape_html_line(text, line_break=" ")
-
-
-def escape_markdown(text: str) -> str:
-    """`text` as Markdown that renders to exactly these characters, with no markup, no HTML and no link.
-
-    HTML-escaping removes tags; backslash-escaping the inline Markdown characters and the
-    line-start block markers keeps a quote from a table (`| a | b |`) or a list (`- item`)
-    from turning into a table or a list; escaping `:`, `@` and dots inside words stops bare URLs,
-    domains and e-mail addresses from becoming links. Every line-break convention starts a new
-    line here (written `\\n`), so a line after a bare `\\r` is escaped like any other. Leading blanks
-    become entities so that an indented line cannot open a code block.
-    """
-    return "\n".join(_escape_markdown_line(line) for line in LINE_BREAK.split(text.replace("\x00", "\ufffd")))
-
-
-def _escape_markdown_line(line: str) -> str:
-    escaped = _INLINE_MARKDOWN.sub(r"\\\1", html.escape(line, quote=False))
-    escaped = _WORD_DOT.sub(r"\\.", escaped)
-    escaped = _LINE_START_MARKER.sub(r"\1\\\2", escaped)
-    escaped = _LINE_START_NUMBER.sub(r"\1\\\2", escaped)
-    return _LEADING_BLANKS.sub(lambda m: "&#32;" * len(m.group()), escaped)
-
-
-def escape_terminal(text: str) -> str:
-    """`text` safe to print to a terminal: every control character shown as an escape, never acted on.
-
-    A document saying `\\033]0;title\\007\\033[2J` would retitle the window and clear the screen; a
-    bare `\\r` would let a line overwrite the one before it. Line breaks of every convention become
-    `\\n` and tabs stay; other C0/C1 controls, DEL and bidirectional overrides become visible
-    `\\x1b`-style escapes (so an escape sequence prints as harmless text), the backslash before
-    them included: what is printed can be told apart from a real backslash-x in the document only
-    by context, which is the trade-off for keeping ordinary text unchanged.
-    """
-    lines = LINE_BREAK.sub("\n", text)
-    return _TERMINAL_CONTROLS.sub(lambda m: _visible_escape(m.group()), lines)
-
-
-def _visible_escape(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def highlight_html(text: str, spans: Sequence[tuple[int, int, int]], *, start: int = 0, end: int | None = None) -> str:
+def highlight_html(
+    text: str,
+    spans: Sequence[tuple[int, int, int]],
+    *,
+    start: int = 0,
+    end: int | None = None,
+    numbered: Container[int] | None = None,
+    tag: str = "mark",
+) -> str:
     """Escaped HTML of `text[start:end]` with each `(n, span_start, span_end)` wrapped in `<mark>`.
 
     Each mark carries its citation number, visibly (`[n]` after it) and as `data-n`, so the reader can
-    match it to the marker in the answer. Spans outside the window are clipped; overlapping spans
-    (which `select_quotes` never produces) are skipped rather than nested.
+    match it to the marker in the answer; with `numbered`, only spans whose number is in it get the
+    visible `[n]` (a span laid out over several table cells shows it once, after its last piece).
+    Spans outside the window are clipped; overlapping spans (which `select_quotes` never produces)
+    are skipped rather than nested. `tag` is the element that wraps a span.
     """
     end = len(text) if end is None else end
     parts: list[str] = []
@@ -165,10 +90,88 @@ def highlight_html(text: str, spans: Sequence[tuple[int, int, int]], *, start: i
         if s >= e or s < cursor:
             continue
         parts.append(escape_html(text[cursor:s]))
-        parts.append(f'<mark data-n="{n}">{escape_html(text[s:e])}</mark><sup class="cite-n">[{n}]</sup>')
+        parts.append(f'<{tag} data-n="{n}">{escape_html(text[s:e])}</{tag}>')
+        if numbered is None or n in numbered:
+            parts.append(f'<sup class="cite-n">[{n}]</sup>')
         cursor = e
     parts.append(escape_html(text[cursor:end]))
     return "".join(parts)
+
+
+def _layout_items(text: str, start: int, end: int, show: tuple[int, int]) -> list[str | tuple[int, int]]:
+    """`text[start:end]` as HTML tags (strings) around content spans (tuples), content clipped to `show`."""
+    lines = layout_lines(text, start, end)
+    items: list[str | tuple[int, int]] = []
+    open_tag = ""
+
+    def enter(tag: str, opening: str) -> bool:
+        nonlocal open_tag
+        if open_tag == tag:
+            return False
+        items.append(f"</{open_tag}>" if open_tag else "")
+        items.append(opening)
+        open_tag = tag
+        return True
+
+    def content(a: int, b: int) -> tuple[int, int]:
+        return max(a, show[0]), max(min(b, show[1]), max(a, show[0]))
+
+    def row(a: int, b: int, cell: str, clip: bool = True) -> list[str | tuple[int, int]]:
+        cells = [content(*c) if clip else c for c in table_cells(text, a, b)]
+        return ["<tr>", *(x for c in cells for x in (f"<{cell}>", c, f"</{cell}>")), "</tr>"]
+
+    for i, line in enumerate(lines):
+        following = lines[i + 1].kind if i + 1 < len(lines) else ""
+        if line.kind == "paragraph":
+            items.append("" if enter("p", "<p>") else "<br>")
+            items.append(content(line.body_start, line.body_end))
+        elif line.kind == "list_item":
+            enter("ul", "<ul>")
+            items += ["<li>", content(line.body_start, line.body_end), "</li>"]
+        elif line.kind == "table":
+            if enter("table", '<table class="doc-table">') and following != "table_sep":
+                header = table_header(text, line.start)
+                items += row(*header, "th", clip=False) if header else []
+            items += row(line.start, line.end, "th" if following == "table_sep" else "td")
+        elif line.kind in ("heading", "blank", "rule"):
+            enter("", "")
+            if line.kind == "heading":
+                items += ['<h4 class="doc-h">', content(line.body_start, line.body_end), "</h4>"]
+            elif line.kind == "rule" and (i == 0 or lines[i - 1].kind != "heading"):
+                items.append("<hr>")
+    enter("", "")
+    return items
+
+
+def layout_html(
+    text: str,
+    spans: Sequence[tuple[int, int, int]] = (),
+    *,
+    start: int = 0,
+    end: int | None = None,
+    show: tuple[int, int] | None = None,
+    tag: str = "mark",
+) -> str:
+    """Escaped HTML of `text[start:end]` laid out as its document: headings, paragraphs, bullets, tables.
+
+    Still verbatim: the text is every character of the window but the structure's markers (`#`,
+    bullets, table pipes and `|---|` rows), which become the elements they stand for; lines are
+    classified as `chunking` classifies them. Inline Markdown stays the characters it is, so a
+    document adds no link, image or HTML. A table shown from below its header gets the header from
+    above the window. Each span is marked (`tag`) in every element it covers, `[n]` after its last
+    piece. With `show`, content outside `show` is left out (a quote laid out on its whole lines).
+    One line of HTML: line breaks inside a line become `<br>`.
+    """
+    end = len(text) if end is None else end
+    items = _layout_items(text, start, end, show or (start, end))
+    last = {n: i for i, item in enumerate(items) if isinstance(item, tuple)
+            for n, s, e in spans if s < item[1] and item[0] < e}  # where each span's [n] goes
+    html_parts = [
+        item if isinstance(item, str) else highlight_html(
+            text, spans, start=item[0], end=item[1], numbered={n for n, i in last.items() if i == k}, tag=tag)
+        for k, item in enumerate(items)
+    ]
+    return LINE_BREAK.sub("<br>", "".join(html_parts))
 
 
 def passage_bounds(text: str, start: int, end: int, *, context_chars: int = CONTEXT_CHARS) -> tuple[int, int]:
@@ -221,7 +224,7 @@ def render_passage(citation: Citation, texts: Mapping[str, str]) -> str:
         return LINE_BREAK.sub("<br>", f'<div class="passage">{note}{body}</div>')
     text = texts[citation.source]
     lo, hi = passage_bounds(text, citation.start, citation.end)
-    inner = highlight_html(text, [(citation.n, citation.start, citation.end)], start=lo, end=hi)
+    inner = layout_html(text, [(citation.n, citation.start, citation.end)], start=lo, end=hi)
     lead = "… " if lo > 0 and text[lo - 1] not in "\r\n" else ""
     tail = " …" if hi < len(text) and text[hi] not in "\r\n" else ""
     return LINE_BREAK.sub("<br>", f'<div class="passage">{lead}{inner}{tail}</div>')
@@ -241,13 +244,47 @@ def render_citation(citation: Citation, texts: Mapping[str, str]) -> str:
     return f'<details class="citation" data-n="{citation.n}">{summary}{render_passage(citation, texts)}</details>'
 
 
+def render_quote(citation: Citation, texts: Mapping[str, str]) -> str:
+    """A quote of the answer as its document lays it out, on one line, `[n]` after it.
+
+    A table row comes as a small table under its table's header row (the header is context, the row
+    the quote); a list keeps every bullet; the text shown is the quote's. A quote whose document is
+    absent or changed is shown as the plain text it was.
+    """
+    if not quote_matches(citation, texts):
+        return f"{escape_markdown(citation.quote)} \\[{citation.n}\\]"
+    text = texts[citation.source]
+    lo, hi = text.rfind("\n", 0, citation.start) + 1, text.find("\n", citation.end)  # its whole lines
+    spans = [(citation.n, citation.start, citation.end)]
+    body = layout_html(text, spans, start=lo, end=len(text) if hi < 0 else hi, show=(citation.start, citation.end),
+                       tag="span")
+    return f'<div class="quote" data-n="{citation.n}">{body}</div>'
+
+
+def _text_blocks(text: str, notice: str | None) -> list[str]:
+    """The engine's own words between quotes, escaped; a safety notice set apart (`.notice`) to be seen first."""
+    return [
+        f'<div class="notice" role="note">{escape_html_line(part, line_break="<br>")}</div>' if part == notice
+        else escape_markdown(part)
+        for part in text.split("\n\n") if part.strip()
+    ]
+
+
 def answer_blocks(answer: Answer, texts: Mapping[str, str]) -> list[str]:
     """The Markdown blocks of an answer, in reading order: the answer, then its numbered sources.
 
-    The answer text is the engine's own (quotes each followed by `[n]`, or the "not covered"
-    message, after any safety notice), escaped; the sources follow with the same numbers.
+    The answer text is the engine's own: any notice, then quotes each followed by `[n]` (or the
+    "not covered" message). Each quote found there is laid out (`render_quote`); the rest is
+    escaped text. The sources follow with the same numbers.
     """
-    blocks = [escape_markdown(part) for part in answer.answer.split("\n\n") if part.strip()]
+    blocks: list[str] = []
+    rest = answer.answer
+    for citation in answer.citations:
+        before, found, after = rest.partition(f"{citation.quote} [{citation.n}]")
+        if found:
+            blocks += [*_text_blocks(before, answer.notice), render_quote(citation, texts)]
+            rest = after
+    blocks += _text_blocks(rest, answer.notice)
     if answer.citations:
         blocks.append("**Sources** (expand one to read the quote in its passage)")
         blocks.extend(render_citation(c, texts) for c in answer.citations)
@@ -361,14 +398,14 @@ def render_corpus(
             for lo, hi in windows:
                 if lo > cursor:
                     pieces.append(_omitted(lo - cursor))
-                pieces.append(highlight_html(doc.text, cited, start=lo, end=hi))
+                pieces.append(layout_html(doc.text, cited, start=lo, end=hi))
                 cursor = hi
             if cursor < len(doc.text):
                 pieces.append(_omitted(len(doc.text) - cursor))
             body = "".join(pieces)
             shown += sum(hi - lo for lo, hi in windows)
         else:
-            body = highlight_html(doc.text, cited)
+            body = layout_html(doc.text, cited)
             shown += len(doc.text)
         is_open = " open" if cited or len(documents) == 1 else ""
         parts.append(f'<details class="doc"{is_open} data-source="{attribute}"><summary>{name}</summary>'

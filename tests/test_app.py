@@ -63,7 +63,8 @@ def client(server):
 def test_ask_returns_the_cited_markdown_the_chat_shows(client):
     result = client.predict("Which magnesium form is best for sleep?", api_name="/ask")
     body, _, sources = result.partition("**Sources**")
-    assert "Magnesium Glycinate" in body and "\\[1\\]" in body
+    assert "Magnesium Glycinate" in body and '<sup class="cite-n">[1]</sup>' in body
+    assert "<th>Bioavailability</th>" in body  # the quoted row under its table's header
     assert '<details class="citation" data-n="1">' in sources and "calcium-and-magnesium.txt" in sources
     assert '<mark data-n="1">' in sources
     assert result.endswith(FOOTER)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from assistant.chunking import chunk_document, split_sentences
+from assistant.chunking import chunk_document, layout_lines, split_sentences, table_cells, table_header
 from assistant.corpus import sha256_hex
 from assistant.models import Document
 from conftest import ARTICLE, FIXTURES
@@ -106,3 +106,15 @@ def test_any_document_gives_exact_spans(lines, newline):
 def test_arbitrary_text_never_raises(text):
     document = doc(text)
     assert_exact(document, chunk_document(document, max_chunk_chars=80))
+
+
+def test_layout_lines_give_content_without_markers_and_a_row_finds_its_header():
+    text = "# Title\n\n- one\n- two\n\n| A | B |\n|---|---|\n| x | y |\n| z | w |\n"
+    laid = [(line.kind, text[line.body_start : line.body_end]) for line in layout_lines(text) if line.kind != "blank"]
+    assert laid == [("heading", "Title"), ("list_item", "one"), ("list_item", "two"), ("table", "| A | B |"),
+                    ("table_sep", "|---|---|"), ("table", "| x | y |"), ("table", "| z | w |")]
+    row = text.index("| z")
+    assert [text[s:e] for s, e in table_cells(text, row, row + 9)] == ["z", "w"]
+    header = table_header(text, row)
+    assert header is not None and text[header[0] : header[1]] == "| A | B |"
+    assert table_header(text, text.index("| A")) is None and table_header(text, text.index("- two")) is None

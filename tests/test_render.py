@@ -31,6 +31,8 @@ TEXT = (
 )
 QUOTE_1 = "Magnesium helps *sleep* & <script>alert(1)</script> calm."
 QUOTE_2 = "| Glycinate | Sleep ${x} {{y}} |"
+#: What a table-row quote shows, cell by cell: its text without the pipes (an oracle independent of the layout code).
+CELLS_2 = ["Glycinate", "Sleep ${x} {{y}}"]
 
 
 def cite(n: int, quote: str, *, source: str = SOURCE, text: str = TEXT) -> Citation:
@@ -191,11 +193,14 @@ def test_answer_has_markers_sources_passages_and_the_disclaimer():
     answer = grounded_answer()
     message = render.render_answer(answer, TEXTS)
     body, _, sources = message.partition("**Sources**")
-    assert "\\[1\\]" in body and "\\[2\\]" in body  # markers, shown literally
+    shown = parse(body)
+    assert "[1]" in shown.text and "[2]" in shown.text  # markers, each once
+    assert "Glycinate" in shown.text and "Form" in shown.text  # the row under its table's header
+    expected = {1: [QUOTE_1], 2: CELLS_2}
     for c in answer.citations:
         block = next(b for b in message.split("\n\n") if b.startswith(f'<details class="citation" data-n="{c.n}"'))
         out = parse(block)
-        assert out.marks == [c.quote]
+        assert out.marks == expected[c.n]
         assert SOURCE in "".join(out.text) and "Magnesium <basics>" in "".join(out.text)
         assert f"[{c.n}]" in "".join(out.text)
     assert message.endswith(f"_{render.escape_markdown(DISCLAIMER)}_")
@@ -250,7 +255,7 @@ def test_corpus_view_highlights_cited_spans_first_and_escapes_everything():
     doc = Document(source=SOURCE, text=TEXT, sha256="1")
     view = render.render_corpus([other, doc], grounded_answer().citations)
     out = parse(view)
-    assert out.marks == [QUOTE_1, QUOTE_2]
+    assert out.marks == [QUOTE_1, *CELLS_2]
     assert view.index(render.escape_html(SOURCE)) < view.index("a-first.txt")  # cited documents first
     assert "2 cited passages" in view and "not cited" in view
     assert "script" not in out.tags and "i" not in out.tags and "${" not in view and "{{" not in view
@@ -265,7 +270,7 @@ def test_corpus_view_lists_uncited_documents_by_name_past_its_budget():
 
 def test_corpus_view_ignores_citations_that_no_longer_match():
     doc = Document(source=SOURCE, text=TEXT.replace("helps", "HELPS"), sha256="1")
-    assert parse(render.render_corpus([doc], grounded_answer().citations)).marks == [QUOTE_2]
+    assert parse(render.render_corpus([doc], grounded_answer().citations)).marks == CELLS_2
 
 
 def test_render_never_imports_a_ui_library():
@@ -366,11 +371,14 @@ def _check_message(message: str) -> list[str]:
     tokens = list(_tokens(_GFM.parse(message)))
     assert not {t.type for t in tokens} & {"link_open", "image", "html_inline"}, [t.type for t in tokens]
     blocks = [t.content for t in tokens if t.type == "html_block"]
-    for block in blocks:
-        assert block.startswith("<details") and block.rstrip("\n").endswith("</details>"), block
+    for block in blocks:  # a citation, a laid-out quote or a notice: one whole element on one line
+        closing = "</details>" if block.startswith("<details") else "</div>"
+        assert block.startswith(("<details", '<div class="quote"', '<div class="notice"')), block
+        assert block.rstrip("\n").endswith(closing), block
         assert block.rstrip("\n").count("\n") == 0, block
     tags = set(parse(_GFM.render(message)).tags)
-    assert tags <= {"p", "br", "strong", "em", "hr", "details", "summary", "small", "div", "mark", "sup"}, tags
+    assert tags <= {"p", "br", "strong", "em", "hr", "details", "summary", "small", "div", "mark", "sup", "span",
+                    "h4", "ul", "li", "table", "tr", "th", "td"}, tags
     return blocks
 
 
@@ -383,7 +391,7 @@ def test_the_issue_heading_stays_inside_its_citation():
     answer = Answer(question="selenium?", answer=f"{quote} [1]", grounded=True, citations=[citation],
                     disclaimer=DISCLAIMER)
     message = render.render_answer(answer, {"s.md": ISSUE_TEXT})
-    (block,) = _check_message(message)
+    quote_block, block = _check_message(message)
     shown = "".join(parse(block).text)
     assert "![x](http://evil.example/x.png)" in shown and "(https://evil.example/phish)" in shown
 
@@ -397,7 +405,7 @@ def test_a_hostile_document_and_file_name_cannot_add_markup_to_an_answer(source,
                         end=len(before) + len(quote), score=1.0)
     answer = Answer(question="q", answer=f"{quote} [1]", grounded=True, citations=[citation], disclaimer=DISCLAIMER)
     message = render.render_answer(answer, {citation.source: text})
-    assert len(_check_message(message)) == 1
+    assert len(_check_message(message)) == 2  # the quote and its citation
     assert message.endswith(f"_{render.escape_markdown(DISCLAIMER)}_")
 
 
@@ -406,7 +414,7 @@ def test_a_file_name_with_blank_lines_and_markup_stays_one_line():
     citation = cite(1, QUOTE_1, source=source)
     answer = Answer(question="q", answer=f"{QUOTE_1} [1]", grounded=True, citations=[citation], disclaimer=DISCLAIMER)
     message = render.render_answer(answer, {source: TEXT})
-    (block,) = _check_message(message)
+    quote_block, block = _check_message(message)
     assert "![y](https:evil.example)" in "".join(parse(block).text)
     view = render.render_corpus([Document(source=source, text=TEXT, sha256="0")], [citation])
     out = parse(view)
@@ -478,3 +486,108 @@ def test_corpus_windows_merge_and_hold_their_spans():
     assert len(windows) == 2 and windows[0][0] <= 100 and windows[0][1] >= 154
     assert windows[1][0] <= 5000 <= 5004 <= windows[1][1] and windows[1][1] - windows[1][0] <= 204
     assert windows[0][1] - windows[0][0] <= 254
+
+
+# --- laid out as the document: tables with their header, lists with every bullet, headings (issue 14) ---
+
+IRON = (Path(__file__).parent / "fixtures" / "corpus_md" / "iron.md").read_text(encoding="utf-8")
+
+
+def iron_citation(n: int, quote: str) -> Citation:
+    return cite(n, quote, source="iron.md", text=IRON)
+
+
+class _Structure(HTMLParser):
+    """Rows of table cells, list items and headings of an HTML fragment, as text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[list[tuple[str, str]]] = []
+        self.items: list[str] = []
+        self.headings: list[str] = []
+        self._open: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("th", "td"):
+            self.rows[-1].append((tag, ""))
+        elif tag == "li":
+            self.items.append("")
+        elif tag == "h4":
+            self.headings.append("")
+        self._open.append(tag)
+
+    def handle_endtag(self, tag):
+        while self._open and self._open.pop() != tag:
+            pass
+
+    def handle_data(self, data):
+        if data.startswith("["):  # a citation number
+            return
+        if "th" in self._open or "td" in self._open:
+            kind, text = self.rows[-1][-1]
+            self.rows[-1][-1] = (kind, text + data)
+        elif "li" in self._open:
+            self.items[-1] += data
+        elif "h4" in self._open:
+            self.headings[-1] += data
+
+
+def structure(fragment: str) -> _Structure:
+    parser = _Structure()
+    parser.feed(fragment)
+    return parser
+
+
+def test_a_quoted_table_row_shows_under_its_header_row():
+    row = "| Haem iron | Well | Meat and fish |"
+    block = render.render_quote(iron_citation(1, row), {"iron.md": IRON})
+    assert "\n" not in block and "|" not in block
+    out = structure(block)
+    assert out.rows == [[("th", "Form"), ("th", "Absorbed"), ("th", "Found in")],
+                        [("td", "Haem iron"), ("td", "Well"), ("td", "Meat and fish")]]
+    assert parse(block).text.count("[1]") == 1
+
+
+def test_a_quoted_list_keeps_every_bullet():
+    quote = "Red meat and liver\n- Beans, lentils and tofu\n- Fortified breakfast cereals"  # as chunking cuts a list
+    out = structure(render.render_quote(iron_citation(2, quote), {"iron.md": IRON}))
+    assert out.items == ["Red meat and liver", "Beans, lentils and tofu", "Fortified breakfast cereals"]
+
+
+def test_a_quote_of_a_changed_document_is_plain_escaped_text():
+    citation = iron_citation(1, "| Haem iron | Well | Meat and fish |")
+    assert render.render_quote(citation, {"iron.md": IRON.replace("Haem", "Heme")}) == render.escape_markdown(
+        citation.quote) + " \\[1\\]"
+
+
+def test_passage_and_corpus_show_headings_as_headings_and_tables_without_separator_rows():
+    citation = iron_citation(1, "Beans, lentils and tofu")
+    passage = render.render_passage(citation, {"iron.md": IRON})
+    view = render.render_corpus([Document(source="iron.md", text=IRON, sha256="0")], [citation])
+    for html_text in (passage, view):
+        assert "---" not in html_text and "# " not in "".join(parse(html_text).text)
+    out = structure(view)
+    assert out.headings == ["Iron and Health", "Food sources", "Absorption"]
+    assert out.items == ["Red meat and liver", "Beans, lentils and tofu", "Fortified breakfast cereals"]
+    assert [cell for cell, _ in out.rows[0]] == ["th"] * 3 and len(out.rows) == 3
+    assert parse(view).marks == ["Beans, lentils and tofu"]
+
+
+def test_markdown_links_and_images_in_documents_stay_text():
+    text = "# Links\n\nSee [a](https://evil.example) and ![i](http://evil.example/i.png) <b>x</b>.\n"
+    view = render.render_corpus([Document(source="l.md", text=text, sha256="0")])
+    out = parse(view)
+    assert not {"a", "img", "b"} & set(out.tags)
+    assert "See [a](https://evil.example) and ![i](http://evil.example/i.png) <b>x</b>." in "".join(out.text)
+
+
+def test_a_safety_notice_is_its_own_block_before_the_quotes():
+    notice = "If this is an emergency, call <112> now."
+    citation = cite(1, QUOTE_1)
+    answer = Answer(question="q", answer=f"{notice}\n\n{QUOTE_1} [1]", grounded=True, citations=[citation],
+                    disclaimer=DISCLAIMER, notice=notice)
+    blocks = render.answer_blocks(answer, TEXTS)
+    assert blocks[0].startswith('<div class="notice" role="note">') and "&lt;112&gt;" in blocks[0]
+    assert blocks[1].startswith('<div class="quote" data-n="1">')

@@ -110,7 +110,7 @@ def names(text: str) -> list[str]:
 
 def terminal(text: str) -> str:
     """Text from a document or a user, safe to print: control characters shown, never acted on."""
-    from assistant.render import escape_terminal
+    from assistant.escaping import escape_terminal
 
     return escape_terminal(text)
 
