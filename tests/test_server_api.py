@@ -6,6 +6,8 @@ In process: `app.build_app` with a fake assistant (no model), driven by Starlett
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from starlette.testclient import TestClient
@@ -221,3 +223,26 @@ def test_the_openapi_schema_and_the_offline_docs_page():
 def test_the_gradio_ask_endpoint_still_answers():
     with make_client() as client:
         assert "It forms slowly." in call_ask(client, QUESTION)
+
+
+def test_at_most_answer_workers_questions_are_answered_at_once_and_the_rest_wait():
+    from assistant.server.api import ANSWER_WORKERS
+
+    lock, running, most = threading.Lock(), [0], [0]
+
+    class Counting(RecordingBot):
+        def ask(self, question, history=None):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            return super().ask(question, history)
+
+    with client_with(Counting()) as client:
+        with ThreadPoolExecutor(ANSWER_WORKERS * 3) as pool:
+            codes = list(pool.map(lambda _: client.post("/v1/answers", json={"question": QUESTION}).status_code,
+                                  range(ANSWER_WORKERS * 3)))
+    assert codes == [200] * (ANSWER_WORKERS * 3)
+    assert 1 < most[0] <= ANSWER_WORKERS

@@ -20,6 +20,7 @@ Example (in process, with any object that has `ask`):
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import TYPE_CHECKING, Any, Sequence
@@ -47,6 +48,10 @@ logger = logging.getLogger(__name__)
 
 #: Earlier turns a request may carry: a follow-up reads the last one or two; the body limit bounds the rest.
 MAX_HISTORY = 50
+#: Questions answered at once; more wait, in order of arrival, holding no thread. Answering is CPU-bound Python
+#: (the GIL) around one encoder call: with 40 clients on 2 cores, 4 gave 91 req/s and p99 0.66 s, 8 gave 68 req/s
+#: and p99 2.6 s, 16 and 40 fewer still with seconds-long tails (benchmarks/http_load.py; the chat's limit is 4 too).
+ANSWER_WORKERS = 4
 FAILURE = "the question could not be answered because of an error on the server; try again later"
 
 
@@ -143,6 +148,7 @@ def add_api(
     store = getattr(bot, "store", None)
     corpus_dir = settings.corpus_dir if settings.corpus_dir.is_dir() else None
     cache: dict[tuple, list[dict]] = {}
+    workers = asyncio.Semaphore(ANSWER_WORKERS)
 
     def require_sign_in(request: Request) -> None:
         if not (credentials.has_users or credentials.has_tokens):
@@ -186,7 +192,8 @@ def add_api(
             body = AnswerRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise ApiError(400, _bad_body(exc)) from exc
-        result = await run_in_threadpool(answer, body)  # off the event loop: concurrent questions batch
+        async with workers:  # first come, first served; the rest wait here, holding no thread
+            result = await run_in_threadpool(answer, body)  # off the event loop: concurrent questions batch
         return Response(answer_json(result), media_type="application/json")
 
     @router.get("/v1/documents", response_model=list[DocumentInfo], summary="The documents answers come from",
