@@ -307,6 +307,9 @@ def main() -> None:
     app = build_app(bot, documents, settings=settings, credentials=credentials, host=host, port=port)
     logger.info("serving on http://%s:%d/", host, port)
     # No access log: paths and addresses only, but nothing the README promises needs it (see "Running it for others").
+    # On a graceful stop (uvicorn re-raises SIGTERM once the app has shut down, so not after run()): the encode
+    # batcher's thread ends and the store is released.
+    app.router.on_shutdown.append(bot.close)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 

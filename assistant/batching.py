@@ -144,6 +144,9 @@ class BatchingEncoder:
         self._worker.join(timeout)
         if self._worker.is_alive():
             logger.warning("the encode batcher did not stop within %.0f s", timeout)
+        elif self.batches:
+            logger.info("encode batcher stopped: %d questions in %d batches, %.2f a batch",
+                        self.batched_texts, self.batches, self.batched_texts / self.batches)
 
     def __enter__(self) -> "BatchingEncoder":
         return self

@@ -63,3 +63,9 @@ def test_concurrent_answers_equal_answers_asked_one_at_a_time(server):
     with ThreadPoolExecutor(len(QUESTIONS) * 2) as pool:
         together = list(pool.map(lambda q: post_answer(server.url, q), QUESTIONS * 2))
     assert together == alone * 2
+
+
+def test_the_server_stops_its_encode_batcher_on_a_graceful_stop(tmp_path):
+    with running_app(tmp_path) as running:
+        assert post_answer(running.url, QUESTIONS[0])["disclaimer"] == DISCLAIMER
+    assert "encode batcher stopped: 1 questions in 1 batches" in running.log(), running.log()[-2000:]
