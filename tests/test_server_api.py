@@ -139,6 +139,15 @@ def test_over_the_rate_a_client_gets_429_with_retry_after():
     assert refused.headers["Retry-After"] == "10"
 
 
+def test_claiming_to_be_the_chat_page_does_not_get_past_the_rate_limit():
+    """The guard lets a few over-the-rate chat requests through to say "busy" in the chat: the API says it too."""
+    bot = RecordingBot()
+    with client_with(bot, rate_limit=6, rate_burst=1) as client:
+        codes = [client.post("/v1/answers", json={"question": QUESTION}, headers={"x-gradio-user": "app"}).status_code
+                 for _ in range(4)]
+    assert codes == [200, 429, 429, 429] and len(bot.asked) == 1
+
+
 def test_with_api_tokens_a_request_needs_one():
     with make_client(tokens=True) as client:
         assert_error(client.post("/v1/answers", json={"question": QUESTION}), 401, "API token")

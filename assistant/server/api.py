@@ -37,7 +37,7 @@ from starlette.routing import Mount
 from assistant.assistant import InvalidQuestion, validate_question
 from assistant.models import Answer, Document
 from assistant.server.api_docs import DOCS_HEADERS, DOCS_PAGE
-from assistant.server.guards import CLIENT_KEY
+from assistant.server.guards import CLIENT_KEY, retry_after
 from assistant.wire import answer_json, error_payload
 
 if TYPE_CHECKING:
@@ -188,6 +188,9 @@ def add_api(
         """Quotes from the documents that answer the question, each cited, and the disclaimer; or a refusal
         (`grounded: false`) when the documents do not cover it. Counts against the rate limit."""
         require_sign_in(request)
+        wait = retry_after(request)  # over the rate, let through only to say so (a request claiming to be the chat)
+        if wait is not None:
+            raise ApiError(429, f"busy, try again in {wait} s", {"Retry-After": str(wait)})
         try:
             body = AnswerRequest.model_validate_json(await request.body())
         except ValidationError as exc:
