@@ -196,6 +196,22 @@ def test_documents_lists_each_document_with_its_chunks_and_size(settings, fake_e
         assert row["chunks"] == len(bot.store.chunks_of(doc.source)) > 0
 
 
+def test_documents_only_the_store_knows_are_listed_from_the_store(settings, fake_embedder):
+    """A serving machine without the corpus folder (Milvus): names, chunks and fingerprints from the store."""
+    import app
+
+    bot = Assistant.load(settings, embedder=fake_embedder)
+    built = app.build_app(bot, [], settings=settings, credentials=Credentials(users={}, tokens=[]))
+    try:
+        with TestClient(built, base_url="http://127.0.0.1:7860") as client:
+            listed = client.get("/v1/documents").json()
+        expected = bot.store.sources()
+    finally:
+        bot.close()
+    assert [(d["name"], d["sha256"]) for d in listed] == sorted(expected.items())
+    assert all(d["kind"] is None and d["bytes"] is None and d["chunks"] > 0 for d in listed)
+
+
 def test_answering_runs_in_the_threadpool_so_requests_overlap():
     """Two requests whose answers wait for each other both finish: neither holds the event loop."""
     meet = threading.Barrier(2, timeout=10)
