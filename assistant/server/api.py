@@ -158,18 +158,19 @@ def add_api(
         raise ApiError(401, "sign-in required: send 'Authorization: Bearer <token>' (an API token from the "
                        "server's administrator), or sign in on the web page first", {"WWW-Authenticate": "Bearer"})
 
-    def answer(body: AnswerRequest) -> Answer:
-        extra = {}
-        if body.sources is not None:
-            if not takes_sources:
-                raise ApiError(400, "sources: not supported")
-            extra["sources"] = body.sources
+    def checked(body: AnswerRequest) -> dict[str, Any]:
+        """The extra arguments of `bot.ask` for `body`, after the checks that need no model."""
+        if body.sources is not None and not takes_sources:
+            raise ApiError(400, "sources: not supported")
+        for i, turn in enumerate(body.history or []):
+            try:
+                validate_question(turn, max_chars=settings.max_question_chars)
+            except InvalidQuestion as exc:
+                raise ApiError(400, f"history[{i}]: {exc.reason}") from exc
+        return {} if body.sources is None else {"sources": body.sources}
+
+    def answer(body: AnswerRequest, extra: dict[str, Any]) -> Answer:
         try:
-            for i, turn in enumerate(body.history or []):
-                try:
-                    validate_question(turn, max_chars=settings.max_question_chars)
-                except InvalidQuestion as exc:
-                    raise InvalidQuestion(f"history[{i}]: {exc.reason}") from exc
             return bot.ask(body.question, history=body.history or None, **extra)
         except InvalidQuestion as exc:
             raise ApiError(400, exc.reason) from exc
@@ -195,8 +196,9 @@ def add_api(
             body = AnswerRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             raise ApiError(400, _bad_body(exc)) from exc
+        extra = checked(body)
         async with workers:  # first come, first served; the rest wait here, holding no thread
-            result = await run_in_threadpool(answer, body)  # off the event loop: concurrent questions batch
+            result = await run_in_threadpool(answer, body, extra)  # off the event loop: concurrent questions batch
         return Response(answer_json(result), media_type="application/json")
 
     @router.get("/v1/documents", response_model=list[DocumentInfo], summary="The documents answers come from",
