@@ -202,7 +202,8 @@ def _merge(pieces: list[tuple[Chunk, float, Chunk]], reader: ChunkReader) -> lis
     return sorted(passages, key=lambda p: (-p.score, p.source, p.start))
 
 
-def cite(passages: Sequence[Passage]) -> list[Citation]:
+def cite(passages: Sequence[Passage], reader: ChunkReader | None = None) -> list[Citation]:
+    """Number the passages as citations; with `reader`, a PDF's are placed on their pages (page and boxes)."""
     return [
         Citation(
             n=n,
@@ -213,9 +214,19 @@ def cite(passages: Sequence[Passage]) -> list[Citation]:
             end=passage.end,
             score=round(passage.score, 4),
             highlight=list(passage.highlight) if passage.highlight != (passage.start, passage.end) else None,
+            **_placed(passage, reader),
         )
         for n, passage in enumerate(passages, start=1)
     ]
+
+
+def _placed(passage: Passage, reader: ChunkReader | None) -> dict:
+    """`page` and `boxes` of a passage of a PDF (one box per line fragment, on every page it runs over)."""
+    geometry = reader.geometry(passage.source) if reader is not None else None
+    if geometry is None or passage.end > len(geometry):
+        return {}
+    boxes = geometry.boxes(passage.start, passage.end)
+    return {"page": boxes[0][0] if boxes else geometry.page_of(passage.start), "boxes": boxes}
 
 
 def compose_answer(question: str, citations: list[Citation], *, notice: str | None = None, lead_with_disclaimer: bool = False) -> Answer:

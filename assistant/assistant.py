@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import AbstractSet, Any, Callable, Sequence
 
 import numpy as np
 
@@ -23,13 +23,14 @@ from assistant.embedding import Embedder, embedder_for
 from assistant.features import QUESTION_FEATURES, candidate_features, question_features
 from assistant.indexing import open_synced
 from assistant.lexical import tokenize
-from assistant.models import Answer
+from assistant.models import Answer, DocumentSummary
 from assistant.query import english_words, rewrite
 from assistant.retrieval import Hit, Retriever
 from assistant.safety import SafetyModel, load_safety_model, safety_notice
 from assistant.scope import AnswerModel, ScopePolicy, coverage, load_answer_model, names_known
 from assistant.settings import Settings
 from assistant.stores import ChunkReader, ChunkStore, open_store
+from assistant.uploads import add_upload, remove_upload
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,27 @@ def validate_question(question: Any, *, max_chars: int) -> str:
     if bad is not None:
         raise InvalidQuestion(f"the question contains a control character (U+{ord(bad):04X}); remove it and ask again")
     return text
+
+
+class UnknownSource(InvalidQuestion):
+    """A question restricted to a document that is not indexed; the message names the documents that are."""
+
+
+def validate_sources(sources: Sequence[str] | None, indexed: AbstractSet[str]) -> frozenset[str] | None:
+    """The documents a question is restricted to (None: all), or `UnknownSource` naming the unknown one."""
+    if sources is None:
+        return None
+    if isinstance(sources, str):
+        sources = [sources]
+    chosen = frozenset(sources)
+    if not chosen:
+        raise UnknownSource("no document was named: name at least one, or leave the restriction out to search them all")
+    unknown = sorted(chosen - indexed)
+    if unknown:
+        known = sorted(indexed)
+        listed = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        raise UnknownSource(f"no indexed document is named {unknown[0]!r}; the documents are: {listed or 'none'}")
+    return chosen
 
 
 @dataclass
@@ -140,35 +162,37 @@ class Assistant:
             safety_model=load_safety_model(settings.safety_model, embedder.name) if settings.learned else None,
         )
 
-    def inspect(self, question: str, history: Sequence[Any] | None = None) -> Judgement:
+    def inspect(self, question: str, history: Sequence[Any] | None = None, sources: Sequence[str] | None = None) -> Judgement:
         """Everything `ask` decides about `question`, before it is written up as an answer.
 
-        Raises `InvalidQuestion` for empty, oversized or control-character input.
+        Raises `InvalidQuestion` for empty, oversized or control-character input, `UnknownSource`
+        when `sources` names a document that is not indexed.
         """
         text = validate_question(question, max_chars=self.settings.max_question_chars)
         query, previous = contextualize(text, history)
         view = self.store.view()  # one state of the store for the whole question
+        among = None if sources is None else validate_sources(sources, self.store.sources().keys())  # Milvus: a scan
         vocabulary = view.vocabulary()
         search = rewrite(query, vocabulary).text
         # Scope is judged on the question's own words — unless it leans on the turn before, whose words it borrows.
         own = search if query != text else rewrite(text, vocabulary).text
         vectors = self.embedder.encode([search] if search == text else [search, text])
         kind, notice = safety_notice(text, vectors[-1], self.safety_model)
-        judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice)
+        judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice, among)
         if not judgement.covered and previous is not None and query == text:
             # Not covered alone, e.g. "Which organs improved?": read it with the turn before,
             # provided the passage that reading finds is still related to the question itself.
             joined = rewrite(join_turns(previous, text), vocabulary).text
-            retry = self._judge(view, text, joined, joined, self.embedder.encode([joined])[0], vectors[-1], kind, notice)
+            retry = self._judge(view, text, joined, joined, self.embedder.encode([joined])[0], vectors[-1], kind, notice, among)
             if retry.covered and self._related(view, vectors[-1], retry.hits[0]):
                 return retry
         return judgement
 
     def _judge(
         self, view: ChunkReader, text: str, search: str, own: str, vector: np.ndarray, own_vector: np.ndarray,
-        kind: str | None, notice: str | None,
+        kind: str | None, notice: str | None, sources: frozenset[str] | None = None,
     ) -> Judgement:
-        hits = self.retriever.search(search, k=self.settings.candidates, vector=vector, reader=view)
+        hits = self.retriever.search(search, k=self.settings.candidates, vector=vector, reader=view, sources=sources)
         empty = np.zeros(0)
         if not hits:
             return Judgement(text, search, own, own_vector, [], empty, empty, empty, 0.0, False, kind, notice)
@@ -197,14 +221,16 @@ class Assistant:
         return Judgement(text, search, own, own_vector, hits, probabilities, features, facts, answerable,
                          covered, kind, notice)
 
-    def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
-        """Answer `question` (with earlier turns in `history`) from the corpus alone.
+    def ask(self, question: str, history: Sequence[Any] | None = None, sources: Sequence[str] | None = None) -> Answer:
+        """Answer `question` (with earlier turns in `history`) from the corpus alone, or from `sources` alone.
 
-        Raises `InvalidQuestion` for empty, oversized or control-character input.
+        `sources` names documents as `Citation.source` does (`store.sources()`). Raises
+        `InvalidQuestion` for empty, oversized or control-character input, and its subclass
+        `UnknownSource` for a document that is not indexed.
         """
-        judgement = self.inspect(question, history)
+        judgement = self.inspect(question, history, sources)
         passages = self._passages(judgement) if judgement.covered else []
-        return compose_answer(judgement.question, cite(passages), notice=judgement.notice,
+        return compose_answer(judgement.question, cite(passages, self.store.view()), notice=judgement.notice,
                               lead_with_disclaimer=judgement.kind == "personal")
 
     def _passages(self, judgement: Judgement) -> list:
@@ -220,6 +246,18 @@ class Assistant:
         """Whether a passage found with the help of an earlier turn still relates to the new question."""
         passage = view.vectors([hit.key])[0]
         return float(passage @ vector) >= self.settings.follow_up_floor
+
+    def add_document(self, name: str, data: bytes) -> DocumentSummary:
+        """Keep an uploaded file in the uploads folder and index it at once, as `uploads/<name>`.
+
+        Only this document is embedded. Raises `assistant.uploads.UploadRefused` (a ValueError)
+        with a one-line reason: a bad name, too large, content not of its type, unreadable.
+        """
+        return add_upload(self.store, self.settings, self.embedder, name, data)
+
+    def remove_document(self, name: str) -> int:
+        """Remove an uploaded document (`name` or `uploads/<name>`); corpus files cannot be removed."""
+        return remove_upload(self.store, self.settings, name)
 
     def close(self) -> None:
         """Release the store (a Milvus Lite file serves one process at a time) and stop the encode batcher."""

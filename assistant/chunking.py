@@ -24,14 +24,20 @@ import re
 from dataclasses import dataclass, field
 
 from assistant.models import Chunk, Document
+from assistant.readers import EXTRACTOR_VERSION
 
 #: Recorded in every store's manifest: a change to how documents are cut must re-index them.
 CHUNKER_VERSION = 1
 
 
 def chunking_manifest(*, max_chunk_chars: int, max_heading_words: int) -> dict[str, int]:
-    """What a store records about how its documents were cut; any difference means re-indexing."""
-    return {"chunker": CHUNKER_VERSION, "max_chunk_chars": max_chunk_chars, "max_heading_words": max_heading_words}
+    """What a store records about how its documents were read and cut; any difference means re-indexing.
+
+    The readers' version is part of it: a PDF or web page read by other rules has another
+    `source_text`, so every stored offset would point at the wrong characters.
+    """
+    return {"chunker": CHUNKER_VERSION, "extractor": EXTRACTOR_VERSION, "max_chunk_chars": max_chunk_chars,
+            "max_heading_words": max_heading_words}
 
 _MD_HEADING = re.compile(r"\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"\s{0,3}(=+|-+)\s*$")

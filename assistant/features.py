@@ -83,12 +83,13 @@ def candidate_features(hits: Sequence[Hit], query_tokens: Sequence[str], df: dic
     weights = {t: idf(df.get(t, 0), n) for t in set(query_tokens)}
     total = sum(weights.values()) or 1.0
     dense_rank, bm25_rank = _rank_map(dense), _rank_map(lexical)
+    dense_gap, fused_gap = dense - dense.max(), fused - fused.max()
     rows = []
     for j, h in enumerate(hits):
         c = h.chunk
         tokens = _tokens_of(c.embedding_text())
         rows.append([
-            h.dense, h.dense - dense.max(), share[j], fused[j] - fused.max(),
+            h.dense, dense_gap[j], share[j], fused_gap[j],
             block_best[(c.source, c.block)] - h.dense,
             by_place.get((c.source, c.block, c.id - 1), 0.0), by_place.get((c.source, c.block, c.id + 1), 0.0),
             dense_rank[j], bm25_rank[j], math.log1p(len(c.text)) / 7.0,

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from assistant.chunking import chunk_document
-from assistant.corpus import Skipped, Unreadable, open_document, scan_corpus
+from assistant.corpus import Skipped, Unreadable, open_document, reader_limits, scan_sources
 from assistant.embedding import Embedder
 from assistant.locking import index_lock
 from assistant.models import Chunk, Document
@@ -82,14 +82,12 @@ def file_fingerprint(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def plan_sync(store: ChunkStore, corpus_dir: Path, *, max_file_bytes: int) -> SyncPlan:
-    """Compare the corpus folder with what `store` records; reads nothing but the files' bytes."""
-    paths, skipped = scan_corpus(corpus_dir)
-    root = corpus_dir.resolve()
+def plan_sync(store: ChunkStore, corpus_dir: Path, *, max_file_bytes: int, uploads_dir: Path | None = None) -> SyncPlan:
+    """Compare the corpus folder (and the uploads folder) with what `store` records; reads nothing but the files' bytes."""
+    paths, skipped = scan_sources(corpus_dir, uploads_dir)
     plan = SyncPlan(skipped=list(skipped), recorded=store.sources())
     seen: set[str] = set()
-    for path in paths:
-        source = path.relative_to(root).as_posix()
+    for path, source in paths:
         try:
             size = path.stat().st_size
             if size > max_file_bytes:
@@ -108,6 +106,11 @@ def plan_sync(store: ChunkStore, corpus_dir: Path, *, max_file_bytes: int) -> Sy
     return plan
 
 
+def plan_settings(store: ChunkStore, settings: Settings) -> SyncPlan:
+    """`plan_sync` for the corpus and uploads folders of `settings`."""
+    return plan_sync(store, settings.corpus_dir, max_file_bytes=settings.max_file_bytes, uploads_dir=settings.uploads_folder)
+
+
 def sync_store(
     store: ChunkStore,
     settings: Settings,
@@ -117,13 +120,14 @@ def sync_store(
     show_progress: bool = False,
 ) -> SyncReport:
     """Bring `store` in line with `settings.corpus_dir` (see the module docstring) and commit."""
-    plan = plan or plan_sync(store, settings.corpus_dir, max_file_bytes=settings.max_file_bytes)
+    plan = plan or plan_settings(store, settings)
     report = SyncReport(unchanged=plan.unchanged, skipped=list(plan.skipped), removed=list(plan.removed))
     for source in plan.removed:
         store.remove(source)
     pending: list[tuple[Document, list[Chunk]]] = []
     since_commit = 0
     root = settings.corpus_dir.resolve()
+    limits = reader_limits(settings)
 
     def flush() -> None:
         nonlocal since_commit
@@ -146,7 +150,7 @@ def sync_store(
     with tqdm(total=len(plan.to_index), unit="file", desc="indexing", disable=not show_progress) as bar:
         for path, source in plan.to_index:
             try:
-                doc = open_document(path, root, max_bytes=settings.max_file_bytes)
+                doc = open_document(path, root, max_bytes=settings.max_file_bytes, source=source, limits=limits)
             except Unreadable as exc:
                 report.skipped.append(Skipped(source, str(exc)))
                 if source in plan.recorded:  # it was indexed, and is now unusable: its old quotes must go
@@ -195,7 +199,7 @@ def open_synced(
         except StoreInvalid:
             pass  # look again under the lock: another process may be rebuilding it right now
         else:
-            plan = plan_sync(store, settings.corpus_dir, max_file_bytes=settings.max_file_bytes)
+            plan = plan_settings(store, settings)
             if plan.empty:
                 return store, SyncReport(unchanged=plan.unchanged, skipped=plan.skipped)
             store.close()
@@ -209,7 +213,7 @@ def open_synced(
         if reason is not None:
             say(f"building the index in {where}: {reason}")
             store = open_store(settings, **identity, reset=True, on_reset=say)
-        plan = plan_sync(store, settings.corpus_dir, max_file_bytes=settings.max_file_bytes)
+        plan = plan_settings(store, settings)
         if plan.empty and reason is None:
             return store, SyncReport(unchanged=plan.unchanged, skipped=plan.skipped)
         if reason is None:

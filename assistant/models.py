@@ -6,7 +6,7 @@ and what the CLI, the Python API and the UI hand to users.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,17 +17,32 @@ DocumentKind = Literal["text", "markdown", "html", "pdf"]
 class Document(BaseModel):
     """One corpus file as indexed.
 
-    `text` is the document's `source_text`: for text and Markdown files, the file's bytes decoded
-    as UTF-8 with newlines untouched, so that `text[start:end]` of any chunk is exactly what a
-    reader sees in the file.
+    `text` is the document's `source_text` (docs/formats.md): for text and Markdown files, the
+    file's bytes decoded as UTF-8 with newlines untouched, so that `text[start:end]` of any chunk
+    is exactly what a reader sees in the file; for PDFs and web pages, what `assistant.readers`
+    extracts. `geometry` (PDFs only) places each character of `text` on its page: an
+    `assistant.readers.PageGeometry`, typed `Any` here because models sit below the readers.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     source: str = Field(description="Path relative to the corpus folder, with '/' separators.")
     text: str
     sha256: str = Field(description="sha256 of the file's bytes: the fingerprint the store records.")
     kind: DocumentKind = "text"
+    pages: int | None = Field(default=None, description="Number of pages (PDFs); None for files without pages.")
+    geometry: Any = Field(default=None, exclude=True, repr=False, description="PageGeometry of a PDF, else None.")
+
+
+class DocumentSummary(BaseModel):
+    """What `Assistant.add_document` reports about a document it indexed."""
+
+    source: str = Field(description="The name to cite and to restrict questions with, e.g. 'uploads/leaflet.pdf'.")
+    kind: DocumentKind
+    pages: int | None = None
+    chunks: int
+    bytes: int
+    sha256: str
 
 
 class Chunk(BaseModel):
@@ -75,6 +90,12 @@ class Citation(BaseModel):
         default=None,
         description="[start, end] of the sentence (or row, item) that answers best, inside [start, end], "
         "when the quote is a longer passage; null when the whole quote is that.",
+    )
+    page: int | None = Field(default=None, description="1-based page the quote starts on (PDFs); null without pages.")
+    boxes: list[tuple[int, float, float, float, float]] = Field(
+        default_factory=list,
+        description="[page, x0, top, x1, bottom] of each line fragment of the quote, PDF points from the top left "
+        "of the displayed page; a quote that runs onto the next page has boxes on both. Empty without pages.",
     )
 
 

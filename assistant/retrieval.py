@@ -14,7 +14,7 @@ Two fusions are offered, because they suit different corpora:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import AbstractSet, Sequence
 
 import numpy as np
 
@@ -74,8 +74,9 @@ def hybrid_search(
     alpha: float = 0.8,
     rrf_k: int = 60,
     neighbour_weight: float = 0.0,
+    sources: AbstractSet[str] | None = None,
 ) -> list[Hit]:
-    """The `k` best chunks of `store` for `query` (embedded as `vector`), best first.
+    """The `k` best chunks of `store` for `query` (embedded as `vector`), best first; only of `sources` when given.
 
     Each retriever proposes `k` candidates; every candidate then gets both of its scores
     exactly (the cosine of a lexical-only candidate, the BM25 of a dense-only one), so the
@@ -88,8 +89,8 @@ def hybrid_search(
         raise ValueError(f"k must be > 0, got {k}")
     if not store.count():
         return []
-    dense_pairs = store.dense(vector, k)
-    lexical_pairs = store.lexical(query, k)
+    dense_pairs = store.dense(vector, k, sources)
+    lexical_pairs = store.lexical(query, k, sources)
     records = store.records(list(dict.fromkeys([key for key, _ in dense_pairs + lexical_pairs])))
     keys = sorted(records, key=lambda key: (records[key].chunk.source, records[key].chunk.id))
     if not keys:
@@ -162,9 +163,10 @@ class Retriever:
         return self.embedder.encode([query])[0]
 
     def search(
-        self, query: str, *, k: int = 30, vector: np.ndarray | None = None, reader: ChunkReader | None = None
+        self, query: str, *, k: int = 30, vector: np.ndarray | None = None, reader: ChunkReader | None = None,
+        sources: AbstractSet[str] | None = None,
     ) -> list[Hit]:
-        """The `k` best chunks for `query`, best first (ties in document order).
+        """The `k` best chunks for `query`, best first (ties in document order); only of `sources` when given.
 
         `reader` is the view of the store to search (one per question); by default the store's current one.
         """
@@ -173,5 +175,5 @@ class Retriever:
         vector = self.encode(query) if vector is None else vector
         return hybrid_search(
             reader or self.store.view(), query, vector, k,
-            fusion=self.fusion, alpha=self.alpha, rrf_k=self.rrf_k, neighbour_weight=self.neighbour_weight,
+            fusion=self.fusion, alpha=self.alpha, rrf_k=self.rrf_k, neighbour_weight=self.neighbour_weight, sources=sources,
         )

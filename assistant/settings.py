@@ -29,6 +29,11 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Field(default=PROJECT_ROOT / "corpus", description="Folder of .txt/.md documents (never written).")
     index_dir: Path = Field(default=PROJECT_ROOT / "index", description="Where the index and manifest live.")
+    uploads_dir: Path | None = Field(
+        default=None,
+        description="Where `Assistant.add_document` keeps uploaded files (indexed with the corpus as `uploads/<name>`); "
+        "empty: `uploads/` beside the index folder.",
+    )
     model: str = Field(
         default=BUNDLED_MODEL,
         description="Sentence-transformers model: a local path, or the bundled all-MiniLM-L6-v2.",
@@ -100,7 +105,11 @@ class Settings(BaseSettings):
 
     # Input limits.
     max_question_chars: int = Field(default=2000, gt=0)
-    max_file_bytes: int = Field(default=20_000_000, gt=0, description="Larger corpus files are skipped.")
+    max_file_bytes: int = Field(default=20_000_000, gt=0, description="Larger corpus files (and uploads) are skipped.")
+    pdf_max_pages: int = Field(default=2_000, gt=0, description="PDFs with more pages are skipped (docs/formats.md).")
+    pdf_timeout_s: float = Field(
+        default=300.0, gt=0, description="A PDF whose reading takes longer is skipped (its reader process is killed)."
+    )
 
     # Micro-batching (assistant/batching.py): questions asked at the same time are encoded in one call.
     encode_batch: bool | None = Field(
@@ -112,10 +121,15 @@ class Settings(BaseSettings):
     )
     encode_batch_size: int = Field(default=32, gt=0, description="Most questions encoded in one batch.")
 
-    @field_validator("corpus_dir", "index_dir", "cache_dir")
+    @field_validator("corpus_dir", "index_dir", "cache_dir", "uploads_dir")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @property
+    def uploads_folder(self) -> Path:
+        """`uploads_dir`, or `uploads/` beside the index folder."""
+        return self.uploads_dir or self.index_dir.parent / "uploads"
 
     @model_validator(mode="after")
     def _apart(self) -> "Settings":
@@ -126,6 +140,13 @@ class Settings(BaseSettings):
                 f"the index folder {index} and the corpus folder {corpus} overlap; "
                 "put the index elsewhere (--index DIR or ASSISTANT_INDEX_DIR)"
             )
+        uploads = self.uploads_folder
+        for name, other in (("corpus", corpus), ("index", index)):
+            if uploads == other or other in uploads.parents or uploads in other.parents:
+                raise ValueError(
+                    f"the uploads folder {uploads} and the {name} folder {other} overlap; "
+                    "put the uploads elsewhere (ASSISTANT_UPLOADS_DIR)"
+                )
         return self
 
     # Serving (assistant/server): where app.py listens, who may use it, and the limits that keep it up.

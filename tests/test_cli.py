@@ -117,7 +117,7 @@ def test_index_lists_unsupported_files_once_with_plurals_right(capsys, cli_env):
     finally:
         (cli_env.corpus_dir / "leaflet.pdf").unlink()  # the corpus fixture checks the folder is as it was
     assert code == 0
-    assert out.count("leaflet.pdf") == 1 and "PDF: not supported yet" in out
+    assert out.count("leaflet.pdf") == 1 and "damaged or cut short" in out
     assert "from 2 files" in out and "1 files" not in out
 
 
@@ -169,3 +169,12 @@ def test_escape_sequences_from_a_document_are_shown_not_sent_to_the_terminal(cap
     assert code == 0 and "oysters" in out
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b[2J" in out and "\\x1b]0;pwned\\x07" in out
+
+
+def test_ask_can_be_restricted_to_named_documents(capsys, cli_env):
+    code, out, _ = run(capsys, "ask", "Which foods are good sources of iron?", "--source", "iron.md", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["citations"] and {c["source"] for c in data["citations"]} == {"iron.md"}
+    assert all(c["page"] is None and c["boxes"] == [] for c in data["citations"])
+    code, out, err = run(capsys, "ask", "Which foods are good sources of iron?", "--source", "leaflet.pdf")
+    assert code == 2 and "leaflet.pdf" in err and "iron.md" in err and DISCLAIMER in err and "Traceback" not in err

@@ -86,7 +86,7 @@ def test_files_that_cannot_be_indexed_are_reported_once_each_with_a_reason(tmp_p
     reasons = {s.source: s.reason for s in report.skipped}
     assert reasons == {
         "empty.txt": "it is empty",
-        "leaflet.pdf": "PDF: not supported yet",
+        "leaflet.pdf": "it is damaged or cut short (no end-of-file marker); download or export it again",
         "loop.md": "a link that loops",
         "notes.docx": "Word document: not supported",
     }

@@ -256,3 +256,57 @@ def test_choosing_milvus_without_the_extra_names_the_extra(tmp_path):
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "pip install -e '.[milvus]'" in run.stderr
+
+
+# ------------------------------------------------------------------------------------------ issue 13: sources, geometry
+
+
+def test_a_question_can_be_restricted_to_named_documents(bot):
+    from assistant.assistant import UnknownSource
+
+    question = "Which foods are good sources of iron?"
+    assert any(c.source == "iron.md" for c in bot.ask(question).citations)
+    only = bot.ask(question, sources=[ARTICLE_NAME])
+    assert only.citations and {c.source for c in only.citations} == {ARTICLE_NAME}
+    view = bot.store.view()
+    vector = bot.embedder.encode([question])[0]
+    for pairs in (view.dense(vector, 50, {"iron.md"}), view.lexical(question, 50, {"iron.md"})):
+        assert pairs and {r.chunk.source for r in view.records([k for k, _ in pairs]).values()} == {"iron.md"}
+    restricted = dict(view.lexical(question, 500, {"iron.md"}))
+    assert all(abs(score - restricted[key]) < 1e-4 for key, score in view.lexical(question, 500) if key in restricted)
+    with pytest.raises(UnknownSource) as caught:
+        bot.ask(question, sources=["nowhere.pdf"])
+    assert "nowhere.pdf" in caught.value.reason and "iron.md" in caught.value.reason
+    assert caught.value.disclaimer == DISCLAIMER
+
+
+def test_page_geometry_is_kept_by_the_store_and_goes_with_its_document(tmp_path, corpus_dir, backend, fake_embedder):
+    from assistant.models import Document
+    from assistant.readers import PageGeometry
+    from assistant.stores import open_store
+
+    text = "# Iron\n\nIron is a metal found in red meat."
+    drawn = [i for i, ch in enumerate(text) if ch not in "#\n"]
+    geometry = PageGeometry.from_arrays(
+        page_starts=[0, 8], page_sizes=[(612.0, 792.0)] * 2,
+        char_line=[(0 if i < 8 else 1) if i in drawn else -1 for i in range(len(text))],
+        char_x0=[10.0 + i for i in range(len(text))], char_x1=[15.0 + i for i in range(len(text))],
+        line_page=[1, 2], line_top=[100.0, 72.0], line_bottom=[120.0, 84.0],
+    )
+    doc = Document(source="metal.pdf", text=text, sha256="f" * 64, kind="pdf", pages=2, geometry=geometry)
+    settings = make_settings(tmp_path, corpus_dir, backend)
+    identity = {"model": fake_embedder.name, "dimension": fake_embedder.dimension}
+    store = open_store(settings, **identity, reset=True)
+    chunks = chunk_document(doc)
+    store.add(doc, chunks, fake_embedder.encode([c.embedding_text() for c in chunks]))
+    store.commit()
+    store.close()
+    store = open_store(settings, **identity)
+    try:
+        assert store.geometry("metal.pdf") == geometry and store.view().geometry("metal.pdf") == geometry
+        assert store.document_text("metal.pdf") == text and store.geometry("iron.md") is None
+        store.remove("metal.pdf")
+        store.commit()
+        assert store.geometry("metal.pdf") is None
+    finally:
+        store.close()

@@ -66,7 +66,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    versions.update((name, version(name)) for name in ("cited-health-assistant", "numpy", "faiss-cpu", "torch", "sentence-transformers", "bm25s"))
+    versions.update((name, version(name)) for name in ("cited-health-assistant", "numpy", "faiss-cpu", "torch", "sentence-transformers", "bm25s", "onnxruntime"))
     try:
         import psutil
 

@@ -20,6 +20,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     )
     ask.add_argument("question", nargs="?", help="the question; omit it to read questions from stdin")
     ask.add_argument("--json", action="store_true", help="print one JSON object per answer")
+    ask.add_argument("--source", action="append", metavar="NAME", default=None,
+                     help="answer from this document only, named as in the citations (repeat for several)")
     ask.add_argument("--conversation", action="store_true",
                      help="stdin: read each line as a follow-up of the lines before it")
 
@@ -33,7 +35,8 @@ def render_text(answer) -> str:
     if answer.citations:
         lines.append("Sources:")
         for c in answer.citations:
-            lines.append(f"  [{c.n}] {one_line(c.source)}, section \"{one_line(c.section)}\", characters {c.start}-{c.end}")
+            page = f"page {c.page}, " if c.page is not None else ""
+            lines.append(f"  [{c.n}] {one_line(c.source)}, {page}section \"{one_line(c.section)}\", characters {c.start}-{c.end}")
         lines.append("")
     lines.append(answer.disclaimer)
     return "\n".join(lines)
@@ -75,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
     interactive = args.question is None and sys.stdin.isatty()
     bot = load_assistant(args)
     if args.question is not None:
-        answer = bot.ask(args.question)
+        try:
+            answer = bot.ask(args.question, sources=args.source)
+        except InvalidQuestion as exc:  # a --source that is not indexed
+            raise CliError(str(exc), EXIT_BAD_INPUT) from exc
         print(answer_json(answer) if args.json else render_text(answer))
         return EXIT_OK
 
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             if line is None:
                 raise InvalidQuestion("the line is not valid UTF-8 text")
-            answer = bot.ask(line, history=history if conversation else None)
+            answer = bot.ask(line, history=history if conversation else None, sources=args.source)
         except InvalidQuestion as exc:
             status = EXIT_BAD_INPUT
             message = f"line {number}: {exc}"

@@ -64,6 +64,7 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from assistant.corpus import reader_limits
     from assistant.stores import StoreError, StoreInvalid, open_store
     from assistant.verify import verify_store
 
@@ -77,7 +78,8 @@ def run_verify(args: argparse.Namespace) -> int:
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     else:
-        report = verify_store(store, settings.corpus_dir)
+        report = verify_store(store, settings.corpus_dir, uploads_dir=settings.uploads_folder,
+                              max_bytes=settings.max_file_bytes, limits=reader_limits(settings))
         store.close()
         problems, files, chunks = report.problems, report.files, report.chunks
     if args.json:

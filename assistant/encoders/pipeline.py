@@ -162,7 +162,7 @@ def physical_cores() -> int:
 class Runtime:
     """An ONNX Runtime session with the tokenizer and pooling of one export: texts in, unit rows out."""
 
-    def __init__(self, onnx_model: bytes, tokenizer_json: str, pipeline: dict[str, Any], *, threads: int) -> None:
+    def __init__(self, onnx_model: bytes | str, tokenizer_json: str, pipeline: dict[str, Any], *, threads: int) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

@@ -105,8 +105,7 @@ def read_file(path: Path, *, max_bytes: int, limits: ReaderLimits | None = None)
 
         return read_pdf(path, limits)
     try:
-        with path.open("rb") as fp:
-            data = fp.read(max_bytes + 1)
+        data = _read_at_most(path, max_bytes + 1)
     except OSError as exc:
         raise Unreadable(f"cannot read it ({exc})") from exc
     if len(data) > max_bytes:
@@ -118,3 +117,13 @@ def read_file(path: Path, *, max_bytes: int, limits: ReaderLimits | None = None)
     from assistant.readers.text import extract_text
 
     return extract_text(data, suffix=path.suffix)
+
+
+def _read_at_most(path: Path, limit: int) -> bytes:
+    """Up to `limit` bytes of the file, read a megabyte at a time: `read(limit)` would allocate `limit` up front."""
+    parts, total = [], 0
+    with path.open("rb") as fp:
+        while total < limit and (block := fp.read(min(1 << 20, limit - total))):
+            parts.append(block)
+            total += len(block)
+    return b"".join(parts)

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import AbstractSet, Any, Hashable, Sequence
 
 import numpy as np
 
 from assistant.lexical import Vocabulary
 from assistant.models import Chunk, Document
+from assistant.readers import PageGeometry
 
 Key = Hashable
 
@@ -59,12 +60,15 @@ class ChunkReader(ABC):
         """How many chunks there are."""
 
     @abstractmethod
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[Key, float]]:
-        """The `k` chunks nearest to `vector` by cosine, best first."""
+    def dense(self, vector: np.ndarray, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[Key, float]]:
+        """The `k` chunks nearest to `vector` by cosine, best first; only chunks of `sources` when given."""
 
     @abstractmethod
-    def lexical(self, query: str, k: int) -> list[tuple[Key, float]]:
-        """Up to `k` chunks with a positive BM25 score for `query`, best first."""
+    def lexical(self, query: str, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[Key, float]]:
+        """Up to `k` chunks with a positive BM25 score for `query`, best first; only chunks of `sources` when given.
+
+        BM25's statistics stay those of the whole store, so a chunk scores the same restricted or not.
+        """
 
     @abstractmethod
     def lexical_scores(self, query: str, keys: Sequence[Key]) -> np.ndarray:
@@ -93,6 +97,11 @@ class ChunkReader(ABC):
     @abstractmethod
     def document_text(self, source: str) -> str | None:
         """The document's text as indexed (its `source_text`), or None when the document is not stored."""
+
+    @abstractmethod
+    def geometry(self, source: str) -> PageGeometry | None:
+        """Where each character of the document's text sits on its page (PDFs), so quotes are cited
+        with page and boxes without the file; None for documents without pages or not stored."""
 
 
 class ChunkStore(ChunkReader):

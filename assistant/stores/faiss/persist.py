@@ -4,7 +4,8 @@ Layout::
 
     index/
       manifest.json        format, model, dimension, chunking, files, chunk count, checksums, `data`
-      build-<id>/          chunks.json, documents.json, vectors.faiss, bm25/…  (the folder `data` names)
+      build-<id>/          chunks.json, documents.json, vectors.faiss, bm25/…, geometry/<n>.npz
+                           (the folder `data` names; one geometry file per PDF, named in documents.json)
       .lock                taken while a process writes (assistant.locking)
 
 A save writes a new `build-<id>` folder under a temporary name, renames it into place, then
@@ -32,14 +33,16 @@ from typing import Any
 
 from assistant.corpus import sha256_hex
 from assistant.models import Chunk, Document
+from assistant.readers import PageGeometry
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: page geometry of PDFs in geometry/
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.json"
 DOCUMENTS = "documents.json"
 BM25 = "bm25"
+GEOMETRY = "geometry"
 #: The only folder names this module creates, and so the only ones it deletes.
 BUILD_NAME = re.compile(r"build-\d{14}-[0-9a-f]{8}")
 TMP_NAME = re.compile(r"\.tmp-build-\d{14}-[0-9a-f]{8}")
@@ -132,18 +135,34 @@ def verify_checksums(folder: Path, manifest: dict[str, Any]) -> None:
         raise ManifestInvalid(f"index files do not match their checksums: {bad}")
 
 
-def documents_json(documents: dict[str, Document]) -> dict[str, Any]:
-    """What `documents.json` holds: each document's text with its fingerprints (the text's own hash too)."""
-    return {
-        source: {"sha256": doc.sha256, "kind": doc.kind, "text": doc.text, "text_sha256": sha256_hex(doc.text)}
-        for source, doc in documents.items()
-    }
+def write_documents(folder: Path, documents: dict[str, Document]) -> None:
+    """`documents.json` (each document's text with its fingerprints, the text's own hash too) and the
+    page geometry of each PDF in `geometry/<n>.npz` (n: the document's place in source order), which
+    the checksums of the build then cover like every other file."""
+    rows: dict[str, Any] = {}
+    for n, (source, doc) in enumerate(sorted(documents.items())):
+        row = {"sha256": doc.sha256, "kind": doc.kind, "text": doc.text, "text_sha256": sha256_hex(doc.text), "pages": doc.pages}
+        if doc.geometry is not None:
+            (folder / GEOMETRY).mkdir(exist_ok=True)
+            row["geometry"] = f"{GEOMETRY}/{n}.npz"
+            (folder / row["geometry"]).write_bytes(doc.geometry.to_bytes())
+        rows[source] = row
+    write_json(folder / DOCUMENTS, rows)
 
 
 def read_documents(folder: Path) -> tuple[dict[str, Document], dict[str, str]]:
-    """The stored documents, and the hash each text was stored with."""
+    """The stored documents (with their geometry), and the hash each text was stored with."""
     raw = json.loads((folder / DOCUMENTS).read_text(encoding="utf-8"))
-    documents = {source: Document(source=source, text=row["text"], sha256=row["sha256"], kind=row["kind"]) for source, row in raw.items()}
+    documents = {}
+    for source, row in raw.items():
+        geometry = None
+        if row.get("geometry"):
+            name = row["geometry"]
+            if not re.fullmatch(rf"{GEOMETRY}/\d+\.npz", name):
+                raise ManifestInvalid(f"{source}: {name!r} is not a geometry file name")
+            geometry = PageGeometry.from_bytes((folder / name).read_bytes())
+        documents[source] = Document(source=source, text=row["text"], sha256=row["sha256"], kind=row["kind"],
+                                     pages=row.get("pages"), geometry=geometry)
     return documents, {source: row["text_sha256"] for source, row in raw.items()}
 
 
@@ -168,6 +187,8 @@ def check_documents(
         text_sha256 = sha256_hex(doc.text)
         if text_sha256 != text_hashes.get(source) or (doc.kind in ("text", "markdown") and text_sha256 != doc.sha256):
             raise ManifestInvalid(f"{source}: the stored text does not match its fingerprint")
+        if (doc.kind == "pdf") != (doc.geometry is not None) or (doc.geometry is not None and len(doc.geometry) != len(doc.text)):
+            raise ManifestInvalid(f"{source}: the stored page geometry does not fit its text")
     for chunk in chunks:
         doc = documents.get(chunk.source)
         if doc is None or doc.text[chunk.start : chunk.end] != chunk.text:

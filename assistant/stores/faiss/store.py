@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import AbstractSet, Any, Sequence
 
 import numpy as np
 
 from assistant.chunking import chunking_manifest
 from assistant.lexical import LexicalIndex, Vocabulary, build_vocabulary, top_positive
 from assistant.models import Chunk, Document
+from assistant.readers import PageGeometry
 from assistant.settings import Settings
 from assistant.stores.base import ChunkReader, ChunkStore, Record, StoreInvalid, check_document_chunks
 from assistant.stores.faiss import persist
@@ -51,17 +52,32 @@ class FaissView(ChunkReader):
     def count(self) -> int:
         return len(self.chunks)
 
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def dense(self, vector: np.ndarray, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[int, float]]:
         if not self.chunks:
             return []
-        scores, ids = self.vectors_index.search(vector[None, :], k)
-        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        if sources is None:
+            scores, ids = self.vectors_index.search(vector[None, :], k)
+            return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        rows = self._rows_of(sources)  # a few documents: exact inner products over their rows alone
+        scores = self.vectors_index.vectors(rows) @ vector if rows.size else np.zeros(0, np.float32)
+        order = np.lexsort((rows, -scores))[:k]
+        return [(int(rows[i]), float(scores[i])) for i in order]
 
-    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
+    def lexical(self, query: str, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[int, float]]:
         if not self.chunks:
             return []
-        scores, ids = top_positive(self._bm25_scores(query), k)
-        return [(int(i), float(s)) for s, i in zip(scores, ids)]
+        scores = self._bm25_scores(query)
+        if sources is not None:
+            kept = np.zeros_like(scores)
+            rows = self._rows_of(sources)
+            kept[rows] = scores[rows]
+            scores = kept
+        top, ids = top_positive(scores, k)
+        return [(int(i), float(s)) for s, i in zip(top, ids)]
+
+    def _rows_of(self, sources: AbstractSet[str]) -> np.ndarray:
+        """Row positions of the chunks of `sources`, ascending."""
+        return np.array([i for i, c in enumerate(self.chunks) if c.source in sources], dtype=np.int64)
 
     def lexical_scores(self, query: str, keys: Sequence[int]) -> np.ndarray:
         if not self.chunks:
@@ -93,6 +109,10 @@ class FaissView(ChunkReader):
     def document_text(self, source: str) -> str | None:
         doc = self.documents.get(source)
         return doc.text if doc is not None else None
+
+    def geometry(self, source: str) -> PageGeometry | None:
+        doc = self.documents.get(source)
+        return doc.geometry if doc is not None else None
 
     def vocabulary(self) -> Vocabulary:
         if self._vocabulary is None:
@@ -183,11 +203,11 @@ class FaissChunkStore(ChunkStore):
     def count(self) -> int:
         return self._view.count()
 
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        return self._view.dense(vector, k)
+    def dense(self, vector: np.ndarray, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[int, float]]:
+        return self._view.dense(vector, k, sources)
 
-    def lexical(self, query: str, k: int) -> list[tuple[int, float]]:
-        return self._view.lexical(query, k)
+    def lexical(self, query: str, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[int, float]]:
+        return self._view.lexical(query, k, sources)
 
     def lexical_scores(self, query: str, keys: Sequence[int]) -> np.ndarray:
         return self._view.lexical_scores(query, keys)
@@ -218,6 +238,9 @@ class FaissChunkStore(ChunkStore):
 
     def document_text(self, source: str) -> str | None:
         return self._view.document_text(source)
+
+    def geometry(self, source: str) -> PageGeometry | None:
+        return self._view.geometry(source)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -302,7 +325,7 @@ class FaissChunkStore(ChunkStore):
 
 def _write_view(folder: Path, view: FaissView, documents: dict[str, Document]) -> None:
     persist.write_json(folder / persist.CHUNKS, [c.model_dump() for c in view.chunks])
-    persist.write_json(folder / persist.DOCUMENTS, persist.documents_json(documents))
+    persist.write_documents(folder, documents)
     view.vectors_index.save(str(folder))
     (folder / persist.BM25).mkdir()
     view.bm25.save(str(folder / persist.BM25))

@@ -79,6 +79,7 @@ class FileDone:
     rows: list[dict[str, Any]]
     replaces: bool = True
     text: str = ""
+    geometry: str = ""  # the page geometry's bytes in base64 (PDFs), else empty
 
 
 def term_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -127,8 +128,14 @@ def text_parts(text: str, limit: int = TERMS_PART_BYTES) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def text_key(source: str, part: int) -> str:
-    return f"text:{sha256_hex(source)}:{part}"
+def ascii_parts(text: str) -> list[str]:
+    """ASCII `text` (base64) cut into pieces of `TERMS_PART_BYTES` characters: one JSON byte each."""
+    return [text[i : i + TERMS_PART_BYTES] for i in range(0, len(text), TERMS_PART_BYTES)]
+
+
+def part_key(kind: str, source: str, part: int) -> str:
+    """`text:…` or `geometry:…`: the key of one part of a document's text or page geometry."""
+    return f"{kind}:{sha256_hex(source)}:{part}"
 
 
 def file_key(source: str) -> str:

@@ -14,7 +14,9 @@
   its chunks contain each token), in parts under Milvus's 64 KB JSON limit. `df:` one per
   token, the number of chunks containing it, for exact BM25 and the scope policy. `text:` the
   document's text (its `source_text`) in parts, so quotes can be shown in their passage and
-  merged into passages where the corpus folder is not at hand.
+  merged into passages where the corpus folder is not at hand. `geometry:` a PDF's page geometry
+  (`PageGeometry.to_bytes`, base64) in parts, so quotes are cited with page and boxes without
+  the file.
 
 What the FAISS manifest records (model, dimension, chunking, tokenizer, format) is stored as JSON
 in the chunk collection's property `assistant.manifest`, fixed when the collection is created.
@@ -31,7 +33,7 @@ from assistant.settings import Settings
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-FORMAT_VERSION = 4  # 4: document texts kept in `text:` rows
+FORMAT_VERSION = 5  # 4: document texts kept in `text:` rows; 5: PDF page geometry in `geometry:` rows
 TOKENIZER = "assistant.lexical.tokenize/snowball-english/v1"
 MAX_VARCHAR = 65_535  # bytes: Milvus's longest VARCHAR
 CHUNK_FIELDS = ["id", "source", "seq", "section", "kind", "start", "end", "block", "text", "context", "prev"]
@@ -118,13 +120,13 @@ def create(client: MilvusClient, name: str, manifest: dict[str, Any], dimension:
 
     meta = client.create_schema(auto_id=False, description="files and term statistics of " + name)
     meta.add_field("key", DataType.VARCHAR, is_primary=True, max_length=256)
-    meta.add_field("kind", DataType.VARCHAR, max_length=8)  # file, terms or df
+    meta.add_field("kind", DataType.VARCHAR, max_length=8)  # file, terms, df, text or geometry
     meta.add_field("source", DataType.VARCHAR, max_length=4096)
     meta.add_field("sha256", DataType.VARCHAR, max_length=64)  # empty: the file was removed
     meta.add_field("chunks", DataType.INT64)
     meta.add_field("tokens", DataType.INT64)  # with `chunks`, gives BM25's mean chunk length
     meta.add_field("df", DataType.INT64)
-    meta.add_field("data", DataType.JSON)  # terms: {token: chunks containing it}; text: {"t": part}; file: {"parts": n}
+    meta.add_field("data", DataType.JSON)  # terms: {token: chunks containing it}; text, geometry: {"t": part}; file: {"parts": n, "geometry": m}
     meta.add_field("indexed_at", DataType.VARCHAR, max_length=32)
     meta.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one vector field
     meta_index = client.prepare_index_params()

@@ -15,17 +15,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from typing import Any, Callable, Iterable, Iterator, Sequence
+import base64
+from typing import AbstractSet, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from assistant.lexical import Vocabulary, bm25_scores, build_vocabulary, tokenize
 from assistant.models import Chunk, Document
+from assistant.readers import PageGeometry
 from assistant.settings import Settings
 from assistant.stores.base import ChunkStore, Record, StoreInvalid, check_document_chunks
 from assistant.stores.milvus import rows as codec
 from assistant.stores.milvus import schema
+from assistant.stores.milvus.cache import RowCache
 from assistant.stores.milvus.client import MilvusClient, MilvusStoreError, connect, eq, filter_literal, resolve_uri
 
 logger = logging.getLogger(__name__)
@@ -53,8 +55,8 @@ class MilvusChunkStore(ChunkStore):
         self._count: int | None = None
         self._stats: tuple[int, float] | None = None
         self._vocabulary: Vocabulary | None = None
-        self._texts: dict[str, str] = {}
-        self._cache = _RowCache(4096)
+        self._texts: dict[tuple[str, str], Any] = {}  # (kind, source) → text or PageGeometry, the last 64 read
+        self._cache = RowCache(4096)
         self._lock = threading.Lock()
 
     @classmethod
@@ -121,16 +123,16 @@ class MilvusChunkStore(ChunkStore):
         found = self.client.query(self.name, filter=expr, output_fields=["count(*)"])
         return int(found[0]["count(*)"]) if found else 0
 
-    def dense(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+    def dense(self, vector: np.ndarray, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[str, float]]:
         result = self.client.search(
             self.name, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="vector", limit=k,
-            output_fields=schema.ROW_FIELDS,
+            output_fields=schema.ROW_FIELDS, filter=_among(sources),
             search_params={"metric_type": "IP", "params": {"ef": max(self.settings.milvus_ef_search, k)}},
         )
         self._cache.put(codec.hit_rows(result[0]))
         return [(hit["id"], float(hit["distance"])) for hit in result[0]]
 
-    def lexical(self, query: str, k: int) -> list[tuple[str, float]]:
+    def lexical(self, query: str, k: int, sources: AbstractSet[str] | None = None) -> list[tuple[str, float]]:
         """Milvus's BM25 index proposes the candidates; their scores are then computed exactly.
 
         Milvus scores BM25 on its own scale, and a filtered search (`id in [...]`) takes its
@@ -142,7 +144,7 @@ class MilvusChunkStore(ChunkStore):
             return []
         result = self.client.search(
             self.name, data=[" ".join(tokens)], anns_field="sparse", limit=k, output_fields=schema.ROW_FIELDS,
-            search_params={"metric_type": "BM25"},
+            search_params={"metric_type": "BM25"}, filter=_among(sources),
         )
         self._cache.put(codec.hit_rows(result[0]))
         keys = [hit["id"] for hit in result[0]]
@@ -295,7 +297,8 @@ class MilvusChunkStore(ChunkStore):
             if len(fresh) < len(batch):
                 self.client.upsert(self.name, [row for row in batch if row["id"] in present])
         replaces = recorded or bool(versions.get(source, set()) - {sha256})
-        self._record_files([codec.FileDone(source, sha256, [{"tokens": r["tokens"]} for r in rows], replaces, document.text)])
+        shapes = base64.b64encode(document.geometry.to_bytes()).decode("ascii") if document.geometry is not None else ""
+        self._record_files([codec.FileDone(source, sha256, [{"tokens": r["tokens"]} for r in rows], replaces, document.text, shapes)])
 
     def _record_files(self, files: Sequence[codec.FileDone]) -> None:
         """Record `files` as indexed (their chunk rows are all written): the commit point of each.
@@ -312,45 +315,58 @@ class MilvusChunkStore(ChunkStore):
         old = self._term_counts([d.source for d in files if d.replaces])
         meta = self._statistics_rows([(d.source, old.get(d.source, {}), codec.term_counts(d.rows)) for d in files])
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        old_parts = self._text_part_counts([d.source for d in files if d.replaces])
+        old_parts = self._part_counts([d.source for d in files if d.replaces])
         for d in files:
-            parts = codec.text_parts(d.text)
-            meta += self._text_rows(d.source, parts, old_parts.get(d.source, 0))
+            parts, shapes = codec.text_parts(d.text), codec.ascii_parts(d.geometry)
+            before = old_parts.get(d.source, {})
+            meta += self._blob_rows("text", d.source, parts, before.get("parts", 0))
+            meta += self._blob_rows("geometry", d.source, shapes, before.get("geometry", 0))
             meta.append(codec.meta_row(codec.file_key(d.source), "file", source=d.source, sha256=d.sha256, chunks=len(d.rows),
-                                       tokens=codec.token_total(d.rows), indexed_at=now, data={"parts": len(parts)}))
+                                       tokens=codec.token_total(d.rows), indexed_at=now,
+                                       data={"parts": len(parts), "geometry": len(shapes)}))
         self.client.upsert(self.meta_name, meta)
         self._changed()
 
     @staticmethod
-    def _text_rows(source: str, parts: list[str], old: int) -> list[dict[str, Any]]:
-        """`text:` rows for a document's text; emptied rows replace parts an older, longer version left."""
+    def _blob_rows(kind: str, source: str, parts: list[str], old: int) -> list[dict[str, Any]]:
+        """`text:` or `geometry:` rows of a document; emptied rows replace parts an older, longer version left."""
         padded = parts + [""] * max(0, old - len(parts))
-        return [codec.meta_row(codec.text_key(source, i), "text", source=source, data={"t": part})
+        return [codec.meta_row(codec.part_key(kind, source, i), kind, source=source, data={"t": part})
                 for i, part in enumerate(padded)]
 
-    def _text_part_counts(self, sources: Sequence[str]) -> dict[str, int]:
+    def _part_counts(self, sources: Sequence[str]) -> dict[str, dict[str, int]]:
+        """How many `text:` (`parts`) and `geometry:` rows each file's record says it has."""
         keys = {codec.file_key(s): s for s in sources}
         found = self._meta_rows(list(keys), ["data"])
-        return {keys[k]: int((row.get("data") or {}).get("parts", 0)) for k, row in found.items()}
+        return {keys[k]: {n: int((row.get("data") or {}).get(n, 0)) for n in ("parts", "geometry")} for k, row in found.items()}
 
     def document_text(self, source: str) -> str | None:
+        return self._blob("text", source)
+
+    def geometry(self, source: str) -> PageGeometry | None:
+        return self._blob("geometry", source)
+
+    def _blob(self, kind: str, source: str) -> Any:
+        """The document's text or geometry, joined from its rows (None when not stored); the last 64 kept."""
         with self._lock:
-            if source in self._texts:
-                return self._texts[source]
+            if (kind, source) in self._texts:
+                return self._texts[(kind, source)]
         record = self._meta_rows([codec.file_key(source)], ["sha256", "data"]).get(codec.file_key(source))
         if not record or not record.get("sha256"):
             return None
-        count = int((record.get("data") or {}).get("parts", 0))
-        keys = [codec.text_key(source, i) for i in range(count)]
+        count = int((record.get("data") or {}).get("parts" if kind == "text" else kind, 0))
+        keys = [codec.part_key(kind, source, i) for i in range(count)]
         rows = self._meta_rows(keys, ["data"])
-        if len(rows) != count:
+        if len(rows) != count or (kind == "geometry" and not count):
             return None
-        text = "".join(rows[k]["data"]["t"] for k in keys)
+        value: Any = "".join(rows[k]["data"]["t"] for k in keys)
+        if kind == "geometry":
+            value = PageGeometry.from_bytes(base64.b64decode(value))
         with self._lock:
             if len(self._texts) >= 64:
                 self._texts.pop(next(iter(self._texts)))
-            self._texts[source] = text
-        return text
+            self._texts[(kind, source)] = value
+        return value
 
     def _term_counts(self, sources: Sequence[str]) -> dict[str, dict[str, int]]:
         """The term counts recorded for `sources`: {source: {token: chunks containing it}}."""
@@ -387,7 +403,9 @@ class MilvusChunkStore(ChunkStore):
         self.client.delete(self.name, filter=eq("source", source))
         old = self._term_counts([source]).get(source, {})
         meta = self._statistics_rows([(source, old, {})])
-        meta += self._text_rows(source, [], self._text_part_counts([source]).get(source, 0))
+        before = self._part_counts([source]).get(source, {})
+        meta += self._blob_rows("text", source, [], before.get("parts", 0))
+        meta += self._blob_rows("geometry", source, [], before.get("geometry", 0))
         meta.append(codec.meta_row(codec.file_key(source), "file", source=source, sha256=""))
         self.client.upsert(self.meta_name, meta)
         self._changed()
@@ -413,30 +431,6 @@ class MilvusChunkStore(ChunkStore):
         self.client.close()
 
 
-class _RowCache:
-    """The last rows searches returned, so that scoring and quoting them needs no second round trip.
-
-    A row's key is a hash of its content, so a cached row can only be stale in its
-    neighbourhood fields; writes through this store clear the cache.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            return {key: self._rows[key] for key in keys if key in self._rows}
-
-    def put(self, rows: Iterable[dict[str, Any]]) -> None:
-        with self._lock:
-            for row in rows:
-                self._rows[row["id"]] = row
-                self._rows.move_to_end(row["id"])
-            while len(self._rows) > self.size:
-                self._rows.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rows.clear()
+def _among(sources: AbstractSet[str] | None) -> str:
+    """The search filter that keeps the chunks of `sources` (none: every chunk)."""
+    return "" if sources is None else f"source in {filter_literal(sorted(sources))}"
