@@ -5,6 +5,7 @@ In process: `app.build_app` with a fake assistant (no model), driven by Starlett
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -210,6 +211,29 @@ def test_documents_only_the_store_knows_are_listed_from_the_store(settings, fake
         bot.close()
     assert [(d["name"], d["sha256"]) for d in listed] == sorted(expected.items())
     assert all(d["kind"] is None and d["bytes"] is None and d["chunks"] > 0 for d in listed)
+
+
+def test_sources_reach_the_assistant_and_an_unknown_one_is_a_400(settings, fake_embedder):
+    import app
+
+    bot = Assistant.load(settings, embedder=fake_embedder)
+    built = app.build_app(bot, load_corpus(settings.corpus_dir), settings=settings,
+                          credentials=Credentials(users={}, tokens=[]))
+    question = "What foods are high in magnesium?"
+    try:
+        with TestClient(built, base_url="http://127.0.0.1:7860") as client:
+            names = [d["name"] for d in client.get("/v1/documents").json()]
+            answers = {name: client.post("/v1/answers", json={"question": question, "sources": [name]}).json()
+                       for name in names}
+            unknown = client.post("/v1/answers", json={"question": question, "sources": ["nowhere.txt"]})
+        expected = {name: answer_json(bot.ask(question, sources=[name])) for name in names}
+    finally:
+        bot.close()
+    assert {name: json.dumps(body) for name, body in answers.items()} == {
+        name: json.dumps(json.loads(text)) for name, text in expected.items()}
+    for name, body in answers.items():
+        assert all(c["source"] == name for c in body["citations"])
+    assert_error(unknown, 400, "nowhere.txt")
 
 
 def test_answering_runs_in_the_threadpool_so_requests_overlap():
