@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 MAX_HISTORY = 50
 #: Questions answered at once; more wait, in order of arrival, holding no thread. Answering is CPU-bound Python
 #: (the GIL) around one encoder call: with 40 clients on 2 cores, 4 gave 91 req/s and p99 0.66 s, 8 gave 68 req/s
-#: and p99 2.6 s, 16 and 40 fewer still with seconds-long tails (benchmarks/http_load.py; the chat's limit is 4 too).
+#: and p99 2.6 s, 16 and 40 fewer still with seconds-long tails; on a quiet machine 8 gave 4's rate with p99 1.8 s
+#: (benchmarks/http_load.py, docs/api.md; the chat's limit is 4 too).
 ANSWER_WORKERS = 4
 FAILURE = "the question could not be answered because of an error on the server; try again later"
 
