@@ -40,7 +40,7 @@ from assistant.assistant import InvalidQuestion  # noqa: E402
 from assistant.corpus import load_corpus  # noqa: E402
 from assistant.examples import example_questions  # noqa: E402
 from assistant.models import Answer, Document  # noqa: E402
-from assistant.server import binding, guards  # noqa: E402
+from assistant.server import api, binding, guards  # noqa: E402
 from assistant.server.auth import Credentials  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
@@ -292,14 +292,16 @@ def build_app(
     host: str = binding.DEFAULT_HOST,
     port: int = binding.DEFAULT_PORT,
 ) -> FastAPI:
-    """The FastAPI app: the chat mounted at `/`, behind the guards of `assistant.server`."""
+    """The FastAPI app: the JSON API (`/v1/…`, `/docs`) and the chat mounted at `/`, behind the guards of
+    `assistant.server`."""
     demo = build_demo(bot, documents, settings)
     demo.state_session_capacity = settings.session_capacity  # launch() takes it; mount_gradio_app reads it here
 
     async def sign_in(username: str, password: str) -> bool:  # scrypt is slow on purpose: off the event loop
         return await asyncio.to_thread(credentials.verify_user, username, password)
 
-    app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)  # /docs: served offline by `api`
+    api.add_api(app, bot, documents, settings=settings, credentials=credentials)  # before the mount that takes "/"
     gr.mount_gradio_app(
         app,
         demo,
@@ -342,6 +344,8 @@ def main() -> None:
     problem = binding.exposure_error(host, settings, credentials)
     if problem is not None:
         _refuse(problem)
+    if settings.encode_batch is None:  # serving: questions asked together are encoded together
+        settings = settings.model_copy(update={"encode_batch": True})
     bot = Assistant.load(settings, on_rebuild=logger.info)
     if settings.corpus_dir.is_dir():
         documents = load_corpus(settings.corpus_dir, max_bytes=settings.max_file_bytes)
@@ -351,6 +355,9 @@ def main() -> None:
     app = build_app(bot, documents, settings=settings, credentials=credentials, host=host, port=port)
     logger.info("serving on http://%s:%d/", host, port)
     # No access log: paths and addresses only, but nothing the README promises needs it (see "Running it for others").
+    # On a graceful stop (uvicorn re-raises SIGTERM once the app has shut down, so not after run()): the encode
+    # batcher's thread ends and the store is released.
+    app.router.on_shutdown.append(bot.close)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 

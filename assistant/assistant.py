@@ -17,6 +17,7 @@ from typing import AbstractSet, Any, Callable, Sequence
 import numpy as np
 
 from assistant.answer import DISCLAIMER, cite, compose_answer, passages_of, select_passages, select_quotes
+from assistant.batching import BatchingEncoder
 from assistant.conversation import contextualize, join_turns
 from assistant.embedding import Embedder, embedder_for
 from assistant.features import QUESTION_FEATURES, candidate_features, question_features
@@ -152,6 +153,9 @@ class Assistant:
             store, _ = open_synced(settings, embedder, on_change=on_rebuild, show_progress=show_progress)
         else:
             store = open_store(settings, model=embedder.name, dimension=embedder.dimension)
+        if settings.encode_batch:  # after the sync: indexing has nothing to gather
+            embedder = BatchingEncoder(embedder, max_wait=settings.encode_batch_wait_ms / 1000.0,
+                                       max_batch=settings.encode_batch_size)
         return cls(
             settings=settings, store=store, embedder=embedder,
             answer_model=load_answer_model(settings.answer_model, embedder.name) if settings.learned else None,
@@ -256,5 +260,7 @@ class Assistant:
         return remove_upload(self.store, self.settings, name)
 
     def close(self) -> None:
-        """Release the store (a Milvus Lite file serves one process at a time)."""
+        """Release the store (a Milvus Lite file serves one process at a time) and stop the encode batcher."""
         self.store.close()
+        if isinstance(self.embedder, BatchingEncoder):
+            self.embedder.close()

@@ -111,6 +111,16 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="A PDF whose reading takes longer is skipped (its reader process is killed)."
     )
 
+    # Micro-batching (assistant/batching.py): questions asked at the same time are encoded in one call.
+    encode_batch: bool | None = Field(
+        default=None, description="Batch the encoding of concurrent questions; unset: on in app.py, off elsewhere."
+    )
+    encode_batch_wait_ms: float = Field(
+        default=1.0, ge=0.0, le=100.0,
+        description="Longest wait for other questions after the first one: the latency a lone question pays.",
+    )
+    encode_batch_size: int = Field(default=32, gt=0, description="Most questions encoded in one batch.")
+
     @field_validator("corpus_dir", "index_dir", "cache_dir", "uploads_dir")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:

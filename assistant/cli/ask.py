@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Iterator
 
 from assistant.answer import DISCLAIMER
 from assistant.cli.common import EXIT_BAD_INPUT, EXIT_OK, CliError, load_assistant, one_line, terminal
+from assistant.wire import answer_json, error_json
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             answer = bot.ask(args.question, sources=args.source)
         except InvalidQuestion as exc:  # a --source that is not indexed
             raise CliError(str(exc), EXIT_BAD_INPUT) from exc
-        print(answer.model_dump_json() if args.json else render_text(answer))
+        print(answer_json(answer) if args.json else render_text(answer))
         return EXIT_OK
 
     conversation = args.conversation or interactive
@@ -99,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
             status = EXIT_BAD_INPUT
             message = f"line {number}: {exc}"
             if args.json:
-                print(json.dumps({"error": message, "disclaimer": DISCLAIMER}, ensure_ascii=False), flush=True)
+                print(error_json(message), flush=True)
             print(f"error: {message}\n{DISCLAIMER}", file=sys.stderr, flush=True)
             continue
         history.append(line)
         if args.json:
-            print(answer.model_dump_json(), flush=True)
+            print(answer_json(answer), flush=True)
         elif interactive:
             print(render_text(answer) + "\n", flush=True)
         else:

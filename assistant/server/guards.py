@@ -30,8 +30,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.answer import DISCLAIMER
 from assistant.server.ratelimit import RateLimiter
+from assistant.wire import error_payload
 
 if TYPE_CHECKING:
     from assistant.server.auth import Credentials
@@ -57,8 +57,9 @@ NOTICE_BURST, NOTICE_PER_MINUTE = 3, 6
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """A refusal as JSON: `detail` (what Gradio's page shows in its notice) and the disclaimer."""
-    return JSONResponse({"detail": message, "disclaimer": DISCLAIMER}, status_code=status, headers=headers)
+    """A refusal as JSON: `error` and the disclaimer (the HTTP API's error shape, `assistant.wire`), and the
+    same message as `detail`, which Gradio's page shows in its notice."""
+    return JSONResponse({**error_payload(message), "detail": message}, status_code=status, headers=headers)
 
 
 def _path(scope: Scope) -> str:
