@@ -39,8 +39,10 @@ from assistant.answer import DISCLAIMER  # noqa: E402
 from assistant.assistant import InvalidQuestion  # noqa: E402
 from assistant.corpus import load_corpus  # noqa: E402
 from assistant.models import Answer, Document  # noqa: E402
+from assistant.page_view import render_page_views  # noqa: E402
 from assistant.server import binding, guards  # noqa: E402
 from assistant.server.auth import Credentials  # noqa: E402
+from assistant.server.uploads_ui import UPLOAD_TYPES, WORKING, Library, uploads_enabled  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
 logger = logging.getLogger("app")
@@ -61,7 +63,7 @@ EXAMPLES = [
 CONCURRENCY_LIMIT = 4
 #: Requests waiting beyond that; over it a caller gets "queue full" rather than unbounded memory.
 QUEUE_MAX_SIZE = 256
-#: Gradio's temporary files (the app makes none; uploads are closed) older than an hour go, hourly.
+#: Gradio's temporary files (uploads are deleted once indexed; this sweeps the rest) older than an hour go, hourly.
 DELETE_CACHE = (3600, 3600)
 
 #: Fonts the machine already has: the page must load offline, so nothing comes from a font service.
@@ -89,6 +91,9 @@ details.citation > summary { cursor: pointer; }
 .corpus .doc-text { white-space: pre-wrap; line-height: 1.5; font-size: 0.92em; }
 .corpus .omitted { color: #6b7280; font-style: italic; margin: 0.4em 0; }
 #corpus { max-height: 720px; overflow-y: auto !important; }
+.page-view { margin: 0.4em 0 0.8em; }
+.page-view img { max-width: 100%; height: auto; border: 1px solid #d1d5db; }
+.library ul { margin: 0.2em 0; padding-left: 1.2em; }
 """
 
 
@@ -96,16 +101,23 @@ def _assistant_message(text: str) -> dict[str, str]:
     return {"role": "assistant", "content": text}
 
 
-def build_demo(bot: Assistant, documents: list[Document], settings: Settings | None = None) -> gr.Blocks:
-    """The Blocks app for `bot`, showing `documents` (the corpus it answers from) beside the chat."""
+def build_demo(
+    bot: Assistant, documents: list[Document], settings: Settings | None = None, *, uploads: bool = False
+) -> gr.Blocks:
+    """The Blocks app for `bot`, showing `documents` (the corpus it answers from) beside the chat.
+
+    With `uploads`, the documents panel also takes files (`assistant.server.uploads_ui`).
+    """
     settings = settings or getattr(bot, "settings", None) or Settings()
     max_chars = settings.max_question_chars
-    texts = {doc.source: doc.text for doc in documents}
+    documents = list(documents)  # the library adds and removes uploads in place
+    library = Library(bot, documents, settings, enabled=uploads)
+    texts = library.texts
 
-    def reply(question: str, history: list[str]) -> tuple[list[str], Answer | None]:
+    def reply(question: str, history: list[str], sources: list[str] | None = None) -> tuple[list[str], Answer | None]:
         """The message blocks for `question`, and the answer (None when it was not answered)."""
         try:
-            answer = bot.ask(question, history=history)
+            answer = bot.ask(question, history=history, **({"sources": sources} if sources else {}))
         except InvalidQuestion as exc:
             return render.error_blocks(exc.reason), None
         except Exception:  # the user gets a message, not a trace; the log has the details
@@ -122,7 +134,8 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
         return render.with_disclaimer(blocks)
 
     def respond(
-        question: str, messages: list[Any], history: list[str], request: gr.Request | None = None
+        question: str, messages: list[Any], history: list[str], chosen: list[str] | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[tuple]:
         """Show the question, a placeholder, then the answer block by block; remember accepted questions.
 
@@ -138,17 +151,18 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
             return
         searching = _assistant_message(render.with_disclaimer([render.SEARCHING]))
         yield "", [*messages, searching], history, None if too_long else question, gr.skip()
-        blocks, answer = reply(question, history)
+        blocks, answer = reply(question, history, library.sources_for(chosen))
         if answer is not None:
             history = [*history, question]
         pieces = list(render.progressive(blocks))
         for piece in pieces[:-1]:
             yield gr.skip(), [*messages, _assistant_message(piece)], gr.skip(), gr.skip(), gr.skip()
-        corpus = render.render_corpus(documents, answer.citations) if answer is not None else gr.skip()
+        corpus = sources_view(answer) if answer is not None else gr.skip()
         yield gr.skip(), [*messages, _assistant_message(pieces[-1])], history, None if too_long else question, corpus
 
     def retry(
-        messages: list[Any], history: list[str], last: str | None, request: gr.Request | None = None
+        messages: list[Any], history: list[str], last: str | None, chosen: list[str] | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[tuple]:
         """Ask the last question again, in place of its previous answer."""
         if last is None:
@@ -157,10 +171,31 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
         kept = messages[: users[-1]] if users else []
         if history and history[-1] == last:  # it was accepted: it is not its own history
             history = history[:-1]
-        yield from respond(last, kept, history, request)
+        yield from respond(last, kept, history, chosen, request)
 
     def clear() -> tuple:
         return "", [], [], None, render.render_corpus(documents)
+
+    def sources_view(answer: Answer) -> str:
+        """The cited PDF pages with their highlights, then the documents with the cited spans highlighted."""
+        return render_page_views(answer.citations, library.locate) + render.render_corpus(documents, answer.citations)
+
+    def panel() -> tuple:
+        """The documents list, the restriction's choices and the removable uploads, as they are now."""
+        return (library.render_list(), gr.update(choices=library.choices()), gr.update(choices=library.uploaded()))
+
+    def add(upload: Any) -> Iterator[tuple]:
+        name = getattr(upload, "name", None) or str(upload or "")
+        yield (render.with_disclaimer([WORKING.format(name=render.escape_markdown(os.path.basename(name)))]),
+               *(gr.skip(),) * 5)
+        status = library.add(upload)
+        yield status, *panel(), None, render.render_corpus(documents)
+
+    def remove(source: str | None) -> tuple:
+        status = library.remove(source)
+        listing_html, _, removable_choices = panel()
+        scope_choices = gr.update(choices=library.choices(), value=[])  # a removed document cannot stay chosen
+        return status, listing_html, scope_choices, removable_choices, render.render_corpus(documents)
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{SUBTITLE}")
@@ -198,6 +233,18 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
             with gr.Column(scale=2):
                 gr.Markdown("### Documents\nHighlighted: the passages cited in the latest answer.")
                 corpus = gr.HTML(render.render_corpus(documents), elem_id="corpus", js_on_load=SCROLL_TO_FIRST_MARK)
+                with gr.Accordion("Your documents: add, remove, choose", open=uploads, elem_id="library"):
+                    scope = gr.Dropdown(library.choices(), value=[], multiselect=True, elem_id="scope",
+                                        label="Answer only from (none chosen: all documents)")
+                    if uploads:
+                        upload = gr.File(label=f"Add a document: {', '.join(UPLOAD_TYPES)}", file_types=UPLOAD_TYPES,
+                                         file_count="single", type="filepath", elem_id="upload", height=120)
+                        with gr.Row():
+                            removable = gr.Dropdown(library.uploaded(), value=None, label="Uploaded document",
+                                                    elem_id="removable", scale=3)
+                            remove_button = gr.Button("Remove", size="sm", elem_id="remove", scale=1)
+                    upload_status = gr.Markdown(elem_id="upload-status")
+                    listing = gr.HTML(library.render_list(), elem_id="library-list")
 
         answer_outputs = [question, chatbot, history, last, corpus]
         group = {
@@ -206,10 +253,15 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
             "api_visibility": "private",
             "show_progress": "minimal",
         }
-        question.submit(respond, [question, chatbot, history], answer_outputs, **group)
-        send.click(respond, [question, chatbot, history], answer_outputs, **group)
-        examples.load_input_event.then(respond, [question, chatbot, history], answer_outputs, **group)
-        retry_button.click(retry, [chatbot, history, last], answer_outputs, **group)
+        question.submit(respond, [question, chatbot, history, scope], answer_outputs, **group)
+        send.click(respond, [question, chatbot, history, scope], answer_outputs, **group)
+        examples.load_input_event.then(respond, [question, chatbot, history, scope], answer_outputs, **group)
+        retry_button.click(retry, [chatbot, history, last, scope], answer_outputs, **group)
+        if uploads:  # indexing shares the answering workers: a long PDF never starves other sessions of CPU
+            panel_outputs = [upload_status, listing, scope, removable]
+            upload.upload(add, [upload], [*panel_outputs, upload, corpus], **group)
+            remove_button.click(remove, [removable], [*panel_outputs, corpus], **group)
+        demo.load(lambda: panel()[:2], None, [listing, scope], queue=False, api_visibility="private")
         clear_button.click(clear, None, answer_outputs, queue=False, api_visibility="private")
         chatbot.clear(clear, None, answer_outputs, queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id="assistant", concurrency_limit=CONCURRENCY_LIMIT)
@@ -245,7 +297,9 @@ def build_app(
     port: int = binding.DEFAULT_PORT,
 ) -> FastAPI:
     """The FastAPI app: the chat mounted at `/`, behind the guards of `assistant.server`."""
-    demo = build_demo(bot, documents, settings)
+    uploads = uploads_enabled(settings, host, credentials)
+    demo = build_demo(bot, documents, settings, uploads=uploads)
+    demo.max_file_size = settings.max_file_bytes if uploads else 1  # Gradio's own bound, behind the guards' one
     demo.state_session_capacity = settings.session_capacity  # launch() takes it; mount_gradio_app reads it here
 
     async def sign_in(username: str, password: str) -> bool:  # scrypt is slow on purpose: off the event loop
@@ -269,7 +323,7 @@ def build_app(
         ssr_mode=False,
     )
     session_cookie = _gradio_login(app) if credentials.has_users else None
-    guards.add_guards(app, settings=settings, credentials=credentials, session_cookie=session_cookie)
+    guards.add_guards(app, settings=settings, credentials=credentials, session_cookie=session_cookie, uploads=uploads)
     return app
 
 
