@@ -72,10 +72,10 @@ SYSTEM_FONTS = [
 ]
 SYSTEM_MONO_FONTS = ["SFMono-Regular", "Consolas", "Liberation Mono", "DejaVu Sans Mono", "monospace"]
 
-#: After each answer, scroll the documents panel (not the page) to the first highlighted span.
+#: After each answer, scroll the documents panel (not the page) to the first cited page or highlighted span.
 SCROLL_TO_FIRST_MARK = """
 watch('value', () => {
-  const mark = element.querySelector('mark');
+  const mark = element.querySelector('.page-view, mark');  // a cited PDF page first, else the first span
   const box = element.closest('#corpus');
   if (mark && box) box.scrollTop += mark.getBoundingClientRect().top - box.getBoundingClientRect().top - 24;
 });

@@ -31,7 +31,7 @@ PAGE_CACHE = 12
 #: Highlighted PNGs kept (each ~100-300 kB).
 PNG_CACHE = 64
 #: The highlight: translucent yellow fill (as the text view's `<mark>`) and an amber outline.
-FILL = (253, 230, 138, 110)
+FILL = (250, 204, 21, 110)
 OUTLINE = (217, 119, 6, 255)
 #: Points added around each box, so the highlight covers ascenders and descenders.
 PADDING = 1.5
