@@ -1,7 +1,7 @@
 """Uploading a PDF in headless Chromium: indexed, answered from, its page shown highlighted, restricted to, removed.
 
-Self-contained: its own `app.py` on a free loopback port (own index and uploads folders, see
-tests/app_server.py) and Debian's chromium through Playwright. With `SAVE_SCREENSHOT=1`, the
+Its own `app.py` on a free loopback port (own index and uploads folders, see
+tests/app_server.py) and the chromium of test_browser.py. With `SAVE_SCREENSHOT=1`, the
 opened citation with its highlighted page is saved as docs/screenshot-pdf.png.
 """
 
@@ -20,10 +20,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.integration]
 
 from playwright import sync_api  # noqa: E402  (a test extra)
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+from test_browser import BOT, browser, wait_for_answer  # noqa: E402,F401  (the browser and the answer wait are shared)
+
 TIMEOUT_MS = 120_000
-BOT = "#chat .message-row.bot-row"
 NAME = "selenium-leaflet.pdf"
 
 PAGE_ONE = [
@@ -64,33 +63,11 @@ def server(tmp_path_factory):
         yield running
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no chromium at {CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 def ask(page, question: str) -> sync_api.Locator:
     count = page.locator(BOT).count() + 1
     page.fill("#question textarea", question)
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        """([selector, count, disclaimer]) => {
-            const rows = document.querySelectorAll(selector);
-            if (rows.length < count) return false;
-            const text = rows[count - 1].innerText;
-            if (!text.includes(disclaimer) || text.includes('Searching the document')) return false;
-            const now = Date.now();
-            if (window.__answerText !== text) { window.__answerText = text; window.__answerSince = now; return false; }
-            return now - window.__answerSince >= 1000;
-        }""",
-        arg=[BOT, count, DISCLAIMER],
-        polling=200,
-    )
+    wait_for_answer(page, count)
     return page.locator(BOT).last
 
 
