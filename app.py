@@ -134,8 +134,8 @@ def build_demo(
         return render.with_disclaimer(blocks)
 
     def respond(
-        question: str, messages: list[Any], history: list[str], chosen: list[str] | None = None,
-        request: gr.Request | None = None,
+        question: str, messages: list[Any], history: list[str], request: gr.Request | None = None,
+        chosen: list[str] | None = None,  # after `request`: Gradio puts the request in its place, inputs around it
     ) -> Iterator[tuple]:
         """Show the question, a placeholder, then the answer block by block; remember accepted questions.
 
@@ -161,8 +161,8 @@ def build_demo(
         yield gr.skip(), [*messages, _assistant_message(pieces[-1])], history, None if too_long else question, corpus
 
     def retry(
-        messages: list[Any], history: list[str], last: str | None, chosen: list[str] | None = None,
-        request: gr.Request | None = None,
+        messages: list[Any], history: list[str], last: str | None, request: gr.Request | None = None,
+        chosen: list[str] | None = None,
     ) -> Iterator[tuple]:
         """Ask the last question again, in place of its previous answer."""
         if last is None:
@@ -171,7 +171,7 @@ def build_demo(
         kept = messages[: users[-1]] if users else []
         if history and history[-1] == last:  # it was accepted: it is not its own history
             history = history[:-1]
-        yield from respond(last, kept, history, chosen, request)
+        yield from respond(last, kept, history, request, chosen)
 
     def clear() -> tuple:
         return "", [], [], None, render.render_corpus(documents)
@@ -189,13 +189,22 @@ def build_demo(
         yield (render.with_disclaimer([WORKING.format(name=render.escape_markdown(os.path.basename(name)))]),
                *(gr.skip(),) * 5)
         status = library.add(upload)
-        yield status, *panel(), None, render.render_corpus(documents)
+        yield status, *panel(), None, refreshed()
+
+    def refreshed() -> str:
+        """The documents panel as it is now, also made the start of pages loaded from now on."""
+        shown = render.render_corpus(documents)
+        choices = [(c, c) for c in library.choices()]
+        removable_choices = [(c, c) for c in library.uploaded()]
+        _set_initial(demo, dict(zip(fresh, [{"value": library.render_list()}, {"choices": choices},
+                                            {"value": shown}, {"choices": removable_choices}])))
+        return shown
 
     def remove(source: str | None) -> tuple:
         status = library.remove(source)
         listing_html, _, removable_choices = panel()
         scope_choices = gr.update(choices=library.choices(), value=[])  # a removed document cannot stay chosen
-        return status, listing_html, scope_choices, removable_choices, render.render_corpus(documents)
+        return status, listing_html, scope_choices, removable_choices, refreshed()
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{SUBTITLE}")
@@ -261,12 +270,22 @@ def build_demo(
             panel_outputs = [upload_status, listing, scope, removable]
             upload.upload(add, [upload], [*panel_outputs, upload, corpus], **group)
             remove_button.click(remove, [removable], [*panel_outputs, corpus], **group)
-        demo.load(lambda: panel()[:2], None, [listing, scope], queue=False, api_visibility="private")
+        # No load event to refresh these: it would be one more rate-limited post per page load. Instead each
+        # change rewrites the values new pages start with (below), and the tab that made it gets them at once.
+        fresh = [listing, scope, corpus] + ([removable] if uploads else [])
         clear_button.click(clear, None, answer_outputs, queue=False, api_visibility="private")
         chatbot.clear(clear, None, answer_outputs, queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id="assistant", concurrency_limit=CONCURRENCY_LIMIT)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
     return demo
+
+
+def _set_initial(demo: gr.Blocks, props: dict[Any, dict[str, Any]]) -> None:
+    """Let pages loaded from now on start with these component props: Gradio serves the config it built at mount."""
+    by_id = {component._id: values for component, values in props.items()}
+    for entry in (getattr(demo, "config", None) or {}).get("components", []):
+        if entry.get("id") in by_id:
+            entry.setdefault("props", {}).update(by_id[entry["id"]])
 
 
 def _gradio_login(app: FastAPI) -> Callable[[str], tuple[str, str]]:

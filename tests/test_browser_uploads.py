@@ -109,6 +109,10 @@ def test_upload_ask_see_the_page_restrict_and_remove(browser, server, tmp_path):
     assert "(PDF, 2 pages)" in status.inner_text() and DISCLAIMER in status.inner_text()
     assert f"uploads/{NAME}" in page.locator("#library-list").inner_text()
     assert not any(p.name == NAME for p in Path(server.log_path.parent).rglob("gradio*/**/*"))
+    other = context.new_page()  # a tab opened later starts with the new list, without a refresh event
+    other.goto(server.url)
+    sync_api.expect(other.locator("#library-list")).to_contain_text(f"uploads/{NAME}")
+    other.close()
 
     answer = ask(page, "Which food is the richest source of selenium?")
     assert "Brazil nuts" in answer.inner_text()
