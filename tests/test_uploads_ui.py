@@ -22,10 +22,13 @@ pytest.importorskip("reportlab")
 from test_readers import make_crossing_pdf  # noqa: E402
 
 
-@pytest.fixture
-def library(tmp_path, corpus_dir, fake_embedder):
+@pytest.fixture(params=["faiss", pytest.param("milvus", marks=pytest.mark.milvus)])
+def library(request, tmp_path, corpus_dir, fake_embedder):
+    """A library on each backend: the panel only uses the Assistant's API, which hides the store."""
+    if request.param == "milvus":
+        pytest.importorskip("pymilvus")
     settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", uploads_dir=tmp_path / "uploads",
-                        max_file_bytes=200_000)
+                        max_file_bytes=200_000, backend=request.param, milvus_uri=str(tmp_path / "milvus.db"))
     bot = Assistant.load(settings, embedder=fake_embedder, on_rebuild=lambda m: None)
     yield Library(bot, load_corpus(corpus_dir), settings)
     bot.close()
