@@ -40,8 +40,10 @@ from assistant.assistant import InvalidQuestion  # noqa: E402
 from assistant.corpus import load_corpus  # noqa: E402
 from assistant.examples import example_questions  # noqa: E402
 from assistant.models import Answer, Document  # noqa: E402
+from assistant.page_view import render_page_views  # noqa: E402
 from assistant.server import api, binding, guards  # noqa: E402
 from assistant.server.auth import Credentials  # noqa: E402
+from assistant.server.uploads_ui import UPLOAD_TYPES, WORKING, Library, uploads_enabled  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
 logger = logging.getLogger("app")
@@ -55,7 +57,7 @@ SUBTITLE = "Answers are passages quoted word for word from the documents, each w
 CONCURRENCY_LIMIT = 4
 #: Requests waiting beyond that; over it a caller gets "queue full" rather than unbounded memory.
 QUEUE_MAX_SIZE = 256
-#: Gradio's temporary files (the app makes none; uploads are closed) older than an hour go, hourly.
+#: Gradio's temporary files (uploads are deleted once indexed; this sweeps the rest) older than an hour go, hourly.
 DELETE_CACHE = (3600, 3600)
 
 #: Fonts the machine already has: the page must load offline, so nothing comes from a font service.
@@ -64,13 +66,13 @@ SYSTEM_FONTS = [
 ]
 SYSTEM_MONO_FONTS = ["SFMono-Regular", "Consolas", "Liberation Mono", "DejaVu Sans Mono", "monospace"]
 
-#: After each answer, scroll the documents panel (not the page) to the first highlighted span.
+#: After each answer, scroll the documents panel (not the page) to the first cited page or highlighted span.
 #: On load, also keep each new exchange's top in view: the chat's own autoscroll (off) went to the
 #: bottom of a long answer, hiding the notice that opens it. While an answer streams in (4 s at
 #: most, so a reader who scrolls is not fought), the chat scrolls so its question is at the top.
 SCROLL_TO_FIRST_MARK = """
 watch('value', () => {
-  const mark = element.querySelector('mark');
+  const mark = element.querySelector('.page-view, mark');  // a cited PDF page first, else the first span
   const box = element.closest('#corpus');
   if (mark && box) box.scrollTop += mark.getBoundingClientRect().top - box.getBoundingClientRect().top - 24;
 });
@@ -128,6 +130,9 @@ table.doc-table th, table.doc-table td { word-break: normal; overflow-wrap: norm
   .quote table.doc-table, .passage table.doc-table { font-size: 0.85em; }
   table.doc-table th, table.doc-table td { min-width: 4.5em; padding: 0.2em 0.35em; }
 }
+.page-view { margin: 0.4em 0 0.8em; }
+.page-view img { max-width: 100%; height: auto; border: 1px solid #d1d5db; }
+.library ul { margin: 0.2em 0; padding-left: 1.2em; }
 """
 
 
@@ -135,17 +140,24 @@ def _assistant_message(text: str) -> dict[str, str]:
     return {"role": "assistant", "content": text}
 
 
-def build_demo(bot: Assistant, documents: list[Document], settings: Settings | None = None) -> gr.Blocks:
-    """The Blocks app for `bot`, showing `documents` (the corpus it answers from) beside the chat."""
+def build_demo(
+    bot: Assistant, documents: list[Document], settings: Settings | None = None, *, uploads: bool = False
+) -> gr.Blocks:
+    """The Blocks app for `bot`, showing `documents` (the corpus it answers from) beside the chat.
+
+    With `uploads`, the documents panel also takes files (`assistant.server.uploads_ui`).
+    """
     settings = settings or getattr(bot, "settings", None) or Settings()
     max_chars = settings.max_question_chars
-    texts = {doc.source: doc.text for doc in documents}
+    documents = list(documents)  # the library adds and removes uploads in place
+    library = Library(bot, documents, settings, enabled=uploads)
+    texts = library.texts
     example_list = example_questions(documents)
 
-    def reply(question: str, history: list[str]) -> tuple[list[str], Answer | None]:
+    def reply(question: str, history: list[str], sources: list[str] | None = None) -> tuple[list[str], Answer | None]:
         """The message blocks for `question`, and the answer (None when it was not answered)."""
         try:
-            answer = bot.ask(question, history=history)
+            answer = bot.ask(question, history=history, **({"sources": sources} if sources else {}))
         except InvalidQuestion as exc:
             return render.error_blocks(exc.reason), None
         except Exception:  # the user gets a message, not a trace; the log has the details
@@ -162,7 +174,8 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
         return render.with_disclaimer(blocks)
 
     def respond(
-        question: str, messages: list[Any], history: list[str], request: gr.Request | None = None
+        question: str, messages: list[Any], history: list[str], request: gr.Request | None = None,
+        chosen: list[str] | None = None,  # after `request`: Gradio puts the request in its place, inputs around it
     ) -> Iterator[tuple]:
         """Show the question, a placeholder, then the answer block by block; remember accepted questions.
 
@@ -178,17 +191,18 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
             return
         searching = _assistant_message(render.with_disclaimer([render.SEARCHING]))
         yield "", [*messages, searching], history, None if too_long else question, gr.skip()
-        blocks, answer = reply(question, history)
+        blocks, answer = reply(question, history, library.sources_for(chosen))
         if answer is not None:
             history = [*history, question]
         pieces = list(render.progressive(blocks))
         for piece in pieces[:-1]:
             yield gr.skip(), [*messages, _assistant_message(piece)], gr.skip(), gr.skip(), gr.skip()
-        corpus = render.render_corpus(documents, answer.citations) if answer is not None else gr.skip()
+        corpus = sources_view(answer) if answer is not None else gr.skip()
         yield gr.skip(), [*messages, _assistant_message(pieces[-1])], history, None if too_long else question, corpus
 
     def retry(
-        messages: list[Any], history: list[str], last: str | None, request: gr.Request | None = None
+        messages: list[Any], history: list[str], last: str | None, request: gr.Request | None = None,
+        chosen: list[str] | None = None,
     ) -> Iterator[tuple]:
         """Ask the last question again, in place of its previous answer."""
         if last is None:
@@ -197,10 +211,40 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
         kept = messages[: users[-1]] if users else []
         if history and history[-1] == last:  # it was accepted: it is not its own history
             history = history[:-1]
-        yield from respond(last, kept, history, request)
+        yield from respond(last, kept, history, request, chosen)
 
     def clear() -> tuple:
         return "", [], [], None, render.render_corpus(documents)
+
+    def sources_view(answer: Answer) -> str:
+        """The cited PDF pages with their highlights, then the documents with the cited spans highlighted."""
+        return render_page_views(answer.citations, library.locate) + render.render_corpus(documents, answer.citations)
+
+    def panel() -> tuple:
+        """The documents list, the restriction's choices and the removable uploads, as they are now."""
+        return (library.render_list(), gr.update(choices=library.choices()), gr.update(choices=library.uploaded()))
+
+    def add(upload: Any) -> Iterator[tuple]:
+        name = getattr(upload, "name", None) or str(upload or "")
+        yield (render.with_disclaimer([WORKING.format(name=render.escape_markdown(os.path.basename(name)))]),
+               *(gr.skip(),) * 5)
+        status = library.add(upload)
+        yield status, *panel(), None, refreshed()
+
+    def refreshed() -> str:
+        """The documents panel as it is now, also made the start of pages loaded from now on."""
+        shown = render.render_corpus(documents)
+        choices = [(c, c) for c in library.choices()]
+        removable_choices = [(c, c) for c in library.uploaded()]
+        _set_initial(demo, dict(zip(fresh, [{"value": library.render_list()}, {"choices": choices},
+                                            {"value": shown}, {"choices": removable_choices}])))
+        return shown
+
+    def remove(source: str | None) -> tuple:
+        status = library.remove(source)
+        listing_html, _, removable_choices = panel()
+        scope_choices = gr.update(choices=library.choices(), value=[])  # a removed document cannot stay chosen
+        return status, listing_html, scope_choices, removable_choices, refreshed()
 
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{SUBTITLE}")
@@ -245,6 +289,18 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
             with gr.Column(scale=2, min_width=320):
                 gr.Markdown("### Documents\nHighlighted: the passages cited in the latest answer.")
                 corpus = gr.HTML(render.render_corpus(documents), elem_id="corpus", js_on_load=SCROLL_TO_FIRST_MARK)
+                with gr.Accordion("Your documents: add, remove, choose", open=uploads, elem_id="library"):
+                    scope = gr.Dropdown(library.choices(), value=[], multiselect=True, elem_id="scope",
+                                        label="Answer only from (none chosen: all documents)")
+                    if uploads:
+                        upload = gr.File(label=f"Add a document: {', '.join(UPLOAD_TYPES)}", file_types=UPLOAD_TYPES,
+                                         file_count="single", type="filepath", elem_id="upload", height=120)
+                        with gr.Row():
+                            removable = gr.Dropdown(library.uploaded(), value=None, label="Uploaded document",
+                                                    elem_id="removable", scale=3)
+                            remove_button = gr.Button("Remove", size="sm", elem_id="remove", scale=1)
+                    upload_status = gr.Markdown(elem_id="upload-status")
+                    listing = gr.HTML(library.render_list(), elem_id="library-list")
 
         answer_outputs = [question, chatbot, history, last, corpus]
         group = {
@@ -253,16 +309,31 @@ def build_demo(bot: Assistant, documents: list[Document], settings: Settings | N
             "api_visibility": "private",
             "show_progress": "minimal",
         }
-        question.submit(respond, [question, chatbot, history], answer_outputs, **group)
-        send.click(respond, [question, chatbot, history], answer_outputs, **group)
+        question.submit(respond, [question, chatbot, history, scope], answer_outputs, **group)
+        send.click(respond, [question, chatbot, history, scope], answer_outputs, **group)
         if examples is not None:
-            examples.load_input_event.then(respond, [question, chatbot, history], answer_outputs, **group)
-        retry_button.click(retry, [chatbot, history, last], answer_outputs, **group)
+            examples.load_input_event.then(respond, [question, chatbot, history, scope], answer_outputs, **group)
+        retry_button.click(retry, [chatbot, history, last, scope], answer_outputs, **group)
+        if uploads:  # indexing shares the answering workers: a long PDF never starves other sessions of CPU
+            panel_outputs = [upload_status, listing, scope, removable]
+            upload.upload(add, [upload], [*panel_outputs, upload, corpus], **group)
+            remove_button.click(remove, [removable], [*panel_outputs, corpus], **group)
+        # No load event to refresh these: it would be one more rate-limited post per page load. Instead each
+        # change rewrites the values new pages start with (below), and the tab that made it gets them at once.
+        fresh = [listing, scope, corpus] + ([removable] if uploads else [])
         clear_button.click(clear, None, answer_outputs, queue=False, api_visibility="private")
         chatbot.clear(clear, None, answer_outputs, queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id="assistant", concurrency_limit=CONCURRENCY_LIMIT)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
     return demo
+
+
+def _set_initial(demo: gr.Blocks, props: dict[Any, dict[str, Any]]) -> None:
+    """Let pages loaded from now on start with these component props: Gradio serves the config it built at mount."""
+    by_id = {component._id: values for component, values in props.items()}
+    for entry in (getattr(demo, "config", None) or {}).get("components", []):
+        if entry.get("id") in by_id:
+            entry.setdefault("props", {}).update(by_id[entry["id"]])
 
 
 def _gradio_login(app: FastAPI) -> Callable[[str], tuple[str, str]]:
@@ -294,7 +365,9 @@ def build_app(
 ) -> FastAPI:
     """The FastAPI app: the JSON API (`/v1/…`, `/docs`) and the chat mounted at `/`, behind the guards of
     `assistant.server`."""
-    demo = build_demo(bot, documents, settings)
+    uploads = uploads_enabled(settings, host, credentials)
+    demo = build_demo(bot, documents, settings, uploads=uploads)
+    demo.max_file_size = settings.max_file_bytes if uploads else 1  # Gradio's own bound, behind the guards' one
     demo.state_session_capacity = settings.session_capacity  # launch() takes it; mount_gradio_app reads it here
 
     async def sign_in(username: str, password: str) -> bool:  # scrypt is slow on purpose: off the event loop
@@ -319,7 +392,7 @@ def build_app(
         ssr_mode=False,
     )
     session_cookie = _gradio_login(app) if credentials.has_users else None
-    guards.add_guards(app, settings=settings, credentials=credentials, session_cookie=session_cookie)
+    guards.add_guards(app, settings=settings, credentials=credentials, session_cookie=session_cookie, uploads=uploads)
     return app
 
 

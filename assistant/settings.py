@@ -183,6 +183,11 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(
         default=3600, gt=0, description="How long a tab's conversation (for follow-ups) is kept after its last question."
     )
+    uploads_enabled: bool | None = Field(
+        default=None,
+        description="Whether the web UI takes uploaded documents (Gradio's upload route open, bounded by "
+        "MAX_FILE_BYTES); unset: yes on loopback or with sign-in (users or tokens), no when exposed anonymously.",
+    )
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Other origins (`https://host[:port]`, comma-separated) allowed to post and read answers (CORS); "

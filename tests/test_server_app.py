@@ -74,17 +74,49 @@ def gradio_app(client: TestClient):
 # --- finding 3: uploads and other origins --------------------------------------------------------------
 
 
-def test_the_upload_route_is_closed():
+def _stored(folder: str) -> list[str]:
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files) if os.path.isdir(folder) else []
+
+
+def test_with_uploads_off_the_upload_route_is_closed():
     """Finding 3: `curl -F files=@big.bin …/gradio_api/upload` stored any file and answered with its path."""
-    with make_client() as client:
+    with make_client(uploads_enabled=False) as client:
         folder = gradio_app(client).uploaded_file_dir
-        before = sorted(os.walk(folder)) if os.path.isdir(folder) else []
+        before = _stored(folder)
         for origin in (None, "http://evil.example"):
             response = client.post("/gradio_api/upload", files={"files": ("big.bin", b"\0" * 100_000)},
                                    headers={"Origin": origin} if origin else None)
             assert response.status_code in (403, 404), response.text
             assert folder not in response.text
-        assert (sorted(os.walk(folder)) if os.path.isdir(folder) else []) == before  # nothing stored
+        assert _stored(folder) == before  # nothing stored
+
+
+def test_uploads_are_bounded_same_origin_only_and_kept_inside_gradios_folder():
+    """Issue 13: the documents panel takes files, so the route is open, but only within its policy."""
+    with make_client(max_file_bytes=50_000) as client:
+        folder = gradio_app(client).uploaded_file_dir
+        before = _stored(folder)
+        foreign = client.post("/gradio_api/upload", files={"files": ("a.txt", b"iron " * 100)},
+                              headers={"Origin": "http://evil.example"})
+        assert foreign.status_code == 403 and foreign.json()["disclaimer"] == DISCLAIMER
+        big = client.post("/gradio_api/upload", files={"files": ("big.pdf", b"%PDF-" + b"\0" * 200_000)})
+        assert big.status_code == 413 and "ASSISTANT_MAX_FILE_BYTES" in big.json()["detail"]
+        assert _stored(folder) == before  # neither was stored
+        assert client.post("/gradio_api/process_recording", files={"files": ("a.wav", b"x")}).status_code == 404
+        for name in ("../../escape.txt", "..\\..\\escape.txt", "/etc/escape.txt"):
+            own = client.post("/gradio_api/upload", files={"files": (name, b"iron is a metal")},
+                              headers={"Origin": "http://127.0.0.1:7860"})
+            assert own.status_code == 200, own.text
+            (stored,) = own.json()
+            assert os.path.realpath(stored).startswith(os.path.realpath(folder) + os.sep)
+            assert os.pardir not in os.path.relpath(stored, folder).split(os.sep)
+        assert not any(p.name == "escape.txt" for p in ROOT.parent.glob("*"))
+
+
+def test_uploads_need_sign_in_when_sign_in_is_configured():
+    with make_client(users=True) as client:
+        response = client.post("/gradio_api/upload", files={"files": ("a.txt", b"iron is a metal")})
+        assert response.status_code == 401
 
 
 def test_posts_from_another_origin_are_refused_and_answers_are_not_shared_with_it():
@@ -144,7 +176,7 @@ def _chat(client: TestClient, question: str, session: str) -> list[str]:
     """Send `question` as the chat page does (queue/join, `x-gradio-user: app`); the assistant's last message."""
     config = client.get("/config").json()
     respond = next(d for d in config["dependencies"] if d["api_name"] == "respond")
-    body = {"data": [question, [], None], "fn_index": respond["id"], "trigger_id": respond["targets"][0][0],
+    body = {"data": [question, [], None, []], "fn_index": respond["id"], "trigger_id": respond["targets"][0][0],
             "session_hash": session, "event_data": None}
     joined = client.post("/gradio_api/queue/join", json=body, headers={"x-gradio-user": "app"})
     assert joined.status_code == 200, joined.text

@@ -233,3 +233,27 @@ def test_the_server_package_never_imports_gradio():
         imported = {a.name.split(".")[0] for n in nodes if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in nodes if isinstance(n, ast.ImportFrom) and n.module}
         assert "gradio" not in imported, path.name
+
+
+def test_the_upload_route_has_the_file_limit_and_every_other_route_the_request_limit():
+    client = client_for(guards.BodyLimit, max_bytes=1_000, upload_bytes=5_000)
+    assert client.post("/gradio_api/upload", content=b"x" * 4_000).json()["bytes"] == 4_000
+    refused = client.post("/gradio_api/upload", content=b"x" * 6_000)
+    assert refused.status_code == 413 and "ASSISTANT_MAX_FILE_BYTES" in refused.json()["detail"]
+    assert refused.json()["disclaimer"] == DISCLAIMER
+    assert client.post("/gradio_api/queue/join", content=b"x" * 4_000).status_code == 413  # not an upload: 1,000
+    closed = client_for(guards.BodyLimit, max_bytes=1_000)  # uploads off: the request limit everywhere
+    assert closed.post("/gradio_api/upload", content=b"x" * 4_000).status_code == 413
+
+
+@pytest.mark.parametrize("uploads", [False, True])
+def test_add_guards_opens_the_upload_route_only_with_uploads_on(uploads):
+    app = echo_app()
+    guards.add_guards(app, settings=Settings(rate_limit=0, max_file_bytes=10_000),
+                      credentials=Credentials(users={}, tokens=[]), uploads=uploads)
+    client = TestClient(app, base_url="http://127.0.0.1:7860")
+    upload = client.post("/gradio_api/upload", content=b"x" * 100)
+    assert upload.status_code == (200 if uploads else 404)
+    assert client.post("/gradio_api/process_recording", content=b"x").status_code == 404  # never used: closed
+    foreign = client.post("/gradio_api/upload", content=b"x", headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == (403 if uploads else 404)

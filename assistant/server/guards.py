@@ -42,9 +42,15 @@ logger = logging.getLogger(__name__)
 #: Methods that change nothing: never rate-limited nor origin-checked (loading the page takes dozens).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-#: Gradio's routes that take files from anyone. The app has no upload feature (a later issue adds one
-#: with its own limits), so they are closed: a 404, before any byte of the body is read.
-UPLOAD_ROUTES = ("/gradio_api/upload", "/gradio_api/upload_progress", "/gradio_api/process_recording")
+#: Gradio's route that stores posted files (for the documents panel's upload), and the two that go with
+#: it: its progress (a GET) and microphone recordings (never used here: always closed).
+UPLOAD_ROUTE = "/gradio_api/upload"
+UPLOAD_PROGRESS_ROUTE = "/gradio_api/upload_progress"
+UPLOAD_ROUTES = (UPLOAD_ROUTE, UPLOAD_PROGRESS_ROUTE, "/gradio_api/process_recording")
+
+#: Room for the multipart envelope (boundaries, part headers, file name) around one file of
+#: `ASSISTANT_MAX_FILE_BYTES`: an upload body is bounded by the file limit plus this.
+MULTIPART_OVERHEAD = 64 * 1024
 
 #: `scope["state"]` keys: who is asking ("token:…"; else the address is used), and, for a chat request
 #: over its rate that is let through to say so in the chat, how many seconds to wait.
@@ -133,26 +139,52 @@ def _too_large(max_bytes: int) -> str:
     )
 
 
-class BodyLimit:
-    """Refuse (413) a body over `max_bytes`: by its `Content-Length` before reading, else while reading."""
+def _upload_too_large(max_bytes: int) -> str:
+    return (
+        f"file too large: an upload may be {max_bytes - MULTIPART_OVERHEAD:,} bytes at most "
+        "(ASSISTANT_MAX_FILE_BYTES); split the document or ask the administrator to raise the limit"
+    )
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+
+class BodyLimit:
+    """Refuse (413) a body over `max_bytes`: by its `Content-Length` before reading, else while reading.
+
+    The upload route, when open, has its own bound `upload_bytes` (one file plus its multipart envelope).
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, upload_bytes: int | None = None) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.upload_bytes is not None and _path(scope).endswith(UPLOAD_ROUTE):
+            await _Bounded(self.app, self.upload_bytes, _upload_too_large)(scope, receive, send)
+            return
+        await _Bounded(self.app, self.max_bytes, _too_large)(scope, receive, send)
+
+
+class _Bounded:
+    """One request's body bounded by `max_bytes`; `describe(max_bytes)` is the refusal's one line."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, describe: Callable[[int], str]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.describe = describe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.strip().isdigit():
                 await error_response(400, f"bad Content-Length header: {declared[:40]!r}")(scope, receive, send)
                 return
             if int(declared) > self.max_bytes:
-                await error_response(413, _too_large(self.max_bytes))(scope, receive, send)
+                await error_response(413, self.describe(self.max_bytes))(scope, receive, send)
                 return
         received = 0
         started = False
@@ -175,7 +207,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, watched_send)
         except RequestTooLarge:
             if not started:
-                await error_response(413, _too_large(self.max_bytes))(scope, receive, send)
+                await error_response(413, self.describe(self.max_bytes))(scope, receive, send)
 
 
 class BearerTokens:
@@ -287,11 +319,15 @@ def add_guards(
     credentials: "Credentials",
     session_cookie: Callable[[str], tuple[str, str]] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    uploads: bool = False,
 ) -> None:
     """Install every guard on a Starlette/FastAPI `app` (outermost first, as listed in the module doc).
 
     CORS is Starlette's own middleware, allowing `settings.allowed_origins` only; a parent app that
-    configures it also turns off the permissive CORS that Gradio adds for itself.
+    configures it also turns off the permissive CORS that Gradio adds for itself. With `uploads`
+    (the documents panel takes files), Gradio's upload route and its progress stay open, under the
+    same origin check, rate limit and sign-in as every post, with bodies bounded by
+    `settings.max_file_bytes` plus the multipart envelope; without, they answer 404 unread.
     """
     from starlette.middleware.cors import CORSMiddleware
 
@@ -306,6 +342,8 @@ def add_guards(
     )
     app.add_middleware(RateLimit, limiter=limiter, notices=notices)
     app.add_middleware(BearerTokens, credentials=credentials, session_cookie=session_cookie)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    upload_bytes = settings.max_file_bytes + MULTIPART_OVERHEAD if uploads else None
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, upload_bytes=upload_bytes)
     app.add_middleware(SameOriginPosts, allowed_origins=settings.allowed_origins)
-    app.add_middleware(CloseRoutes, paths=UPLOAD_ROUTES)
+    closed = [path for path in UPLOAD_ROUTES if not uploads or path not in (UPLOAD_ROUTE, UPLOAD_PROGRESS_ROUTE)]
+    app.add_middleware(CloseRoutes, paths=closed)
