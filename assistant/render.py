@@ -236,10 +236,11 @@ def render_citation(citation: Citation, texts: Mapping[str, str]) -> str:
     File and section names come from documents and are single-line contexts: their line breaks
     become spaces, so none can end the block and let the rest be read as Markdown.
     """
+    page = f"page {citation.page}, " if citation.page is not None else ""
     summary = (
         f'<summary><strong>[{citation.n}]</strong> {escape_html_line(citation.source)}'
         f' — <em>{escape_html_line(citation.section or "(no section)")}</em>'
-        f' <small>(characters {citation.start}–{citation.end})</small></summary>'
+        f' <small>({page}characters {citation.start}–{citation.end})</small></summary>'
     )
     return f'<details class="citation" data-n="{citation.n}">{summary}{render_passage(citation, texts)}</details>'
 

@@ -591,3 +591,11 @@ def test_a_safety_notice_is_its_own_block_before_the_quotes():
     blocks = render.answer_blocks(answer, TEXTS)
     assert blocks[0].startswith('<div class="notice" role="note">') and "&lt;112&gt;" in blocks[0]
     assert blocks[1].startswith('<div class="quote" data-n="1">')
+
+
+def test_a_pdf_citation_names_its_page_and_a_text_one_does_not() -> None:
+    on_page = cite(1, QUOTE_1).model_copy(update={"page": 3})
+    summary = re.search(r"<summary>.*</summary>", render.render_citation(on_page, {SOURCE: TEXT})).group(0)
+    assert "(page 3, characters" in summary
+    plain = re.search(r"<summary>.*</summary>", render.render_citation(cite(1, QUOTE_1), {SOURCE: TEXT})).group(0)
+    assert "page" not in plain
