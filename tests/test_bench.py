@@ -201,3 +201,16 @@ def test_cli_bench_renders_saved_results(tmp_path: Path, capsys) -> None:
     assert out.count("| topical | 300 | flat (auto) |") == 1  # the later run's case replaces the earlier one's
     assert (tmp_path / "p.png").exists()
     assert main(["bench", "--from-json", str(tmp_path / "missing.json")]) == 2
+
+
+def test_the_bare_floor_encodes_one_question_as_one_row(settings) -> None:
+    """The latency floor is called with a question, not a list: it must encode the question, not its letters."""
+    from assistant.bench.session import BareRuntime
+
+    class Rows:
+        def encode_batch(self, texts):
+            return np.ones((len(texts), 2), dtype=np.float32)
+
+    bare = BareRuntime(Rows())
+    assert bare.encode("What is magnesium?").shape == (1, 2)
+    assert bare.encode(["a", "b", "c"], batch_size=2).shape == (3, 2)

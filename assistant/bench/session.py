@@ -75,8 +75,9 @@ class BareRuntime:
         pipeline = export.manifest["pipeline"]
         return cls(Runtime(export.onnx_model, export.tokenizer_json, pipeline, threads=physical_cores()))
 
-    def encode(self, texts: Sequence[str], batch_size: int = ENCODE_BATCH) -> np.ndarray:
-        texts = list(texts)
+    def encode(self, texts: str | Sequence[str], batch_size: int = ENCODE_BATCH) -> np.ndarray:
+        """Rows for `texts`; one text alone (as the latency floor passes it, like `SentenceTransformer.encode`) is one row."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
         return np.concatenate([self.runtime.encode_batch(texts[i : i + batch_size])
                                for i in range(0, len(texts), batch_size)])
 
