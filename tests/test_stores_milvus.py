@@ -209,5 +209,4 @@ def test_the_app_serves_from_milvus_also_on_a_machine_without_the_corpus(tmp_pat
         served = client.predict(question, api_name="/ask")
         client.close()
         assert "Traceback" not in app.log()
-    assert served.partition("**Sources**")[0] == first.partition("**Sources**")[0]  # the same quotes
-    assert "not on this server" in served and served.endswith(footer)
+    assert served == first  # the same quotes, laid out and cited alike, from the text the store keeps

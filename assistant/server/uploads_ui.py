@@ -65,6 +65,40 @@ class Entry:
     uploaded: bool
 
 
+class DocumentTexts(dict):
+    """The app's `source -> source_text` map, falling back to the text the store keeps for a document.
+
+    A serving machine may hold no corpus folder (Milvus, `SYNC_ON_LOAD=false`): quotes, their table
+    headers and passages then come from the stored text, which `verify` checks against the files where
+    they are, so such a machine shows the same answer as the one that indexed.
+    """
+
+    def __init__(self, items: dict[str, str], store: Any) -> None:
+        super().__init__(items)
+        self._store = store
+
+    def _fetch(self, source: object) -> str | None:
+        if dict.__contains__(self, source):
+            return dict.__getitem__(self, source)
+        text = self._store.document_text(source) if self._store is not None and isinstance(source, str) else None
+        if text is not None:
+            self[source] = text
+        return text
+
+    def __missing__(self, source: str) -> str:
+        text = self._fetch(source)
+        if text is None:
+            raise KeyError(source)
+        return text
+
+    def __contains__(self, source: object) -> bool:
+        return self._fetch(source) is not None
+
+    def get(self, source: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        text = self._fetch(source)
+        return default if text is None else text
+
+
 class Library:
     """The indexed documents as the UI shows them, and the changes it can make to them.
 
@@ -76,7 +110,7 @@ class Library:
     def __init__(self, bot: "Assistant", documents: list[Document], settings: "Settings", *, enabled: bool = True) -> None:
         self.bot = bot
         self.documents = documents
-        self.texts: dict[str, str] = {d.source: d.text for d in documents}
+        self.texts: dict[str, str] = DocumentTexts({d.source: d.text for d in documents}, getattr(bot, "store", None))
         self.settings = settings
         self.enabled = enabled
         self.lock = threading.Lock()  # one change to the lists at a time
