@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.corpus import sha256_hex
+from assistant.corpus import sha256_hex, sha256_path
 
 from assistant.encoders.pipeline import MANIFEST, ONNX_FILE, TOKENIZER_FILE, Runtime, physical_cores, read_json, read_pipeline
 
@@ -246,6 +246,6 @@ def source_files(source: Path, *, hash_all: bool, known: dict[str, Any] | None =
         if not hash_all and before.get("size") == stat.st_size and before.get("mtime_ns") == stat.st_mtime_ns:
             digest = before.get("sha256")
         else:
-            digest = sha256_hex(path.read_bytes())
+            digest = sha256_path(path)
         files[name] = {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     return files

@@ -145,8 +145,8 @@ def open_export(model: str, cache_dir: Path, *, quantize: bool = False, hash_mod
     another process may have just made it; the export goes to a temporary folder moved into place.
     """
     source = Path(resolve_model_path(model))
-    key = _cache_key(model, quantize)
-    export_dir = cache_dir / key
+    export_dir = export_folder(model, cache_dir, quantize=quantize)
+    key = export_dir.name
     try:
         return load_export(export_dir, source, quantize=quantize, hash_model=hash_model)
     except ExportInvalid:
