@@ -37,13 +37,12 @@ from starlette.routing import Mount  # noqa: E402
 from assistant import Assistant, render  # noqa: E402
 from assistant.answer import DISCLAIMER  # noqa: E402
 from assistant.assistant import InvalidQuestion  # noqa: E402
-from assistant.corpus import load_corpus  # noqa: E402
 from assistant.examples import example_questions  # noqa: E402
 from assistant.models import Answer, Document  # noqa: E402
 from assistant.page_view import render_page_views  # noqa: E402
 from assistant.server import api, binding, guards  # noqa: E402
 from assistant.server.auth import Credentials  # noqa: E402
-from assistant.server.uploads_ui import UPLOAD_TYPES, WORKING, Library, uploads_enabled  # noqa: E402
+from assistant.server.uploads_ui import UPLOAD_TYPES, WORKING, Library, stored_documents, uploads_enabled  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 
 logger = logging.getLogger("app")
@@ -420,8 +419,8 @@ def main() -> None:
     if settings.encode_batch is None:  # serving: questions asked together are encoded together
         settings = settings.model_copy(update={"encode_batch": True})
     bot = Assistant.load(settings, on_rebuild=logger.info)
-    if settings.corpus_dir.is_dir():
-        documents = load_corpus(settings.corpus_dir, max_bytes=settings.max_file_bytes)
+    if settings.corpus_dir.is_dir():  # the corpus's documents as indexed: the sync has just read every file
+        documents = stored_documents(bot.store, uploads=False)
     else:  # a serving machine for a Milvus collection need not hold the corpus: quotes come from the store
         logger.info("no corpus folder at %s: the documents panel stays empty", settings.corpus_dir)
         documents = []

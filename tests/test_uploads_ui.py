@@ -111,3 +111,17 @@ def test_uploads_are_on_by_default_only_on_loopback_or_with_sign_in(host, users,
 
     credentials = Credentials(users={"alice": hash_password("a long password", n=2**8)} if users else {}, tokens=[])
     assert uploads_enabled(Settings(uploads_enabled=setting), host, credentials) is expected
+
+
+def test_stored_documents_are_the_corpus_as_read_and_uploads_on_request(tmp_path, library):
+    """The app's documents come from the store (no second read of every file); load_corpus is the oracle."""
+    from assistant.server.uploads_ui import stored_documents
+
+    library.add(str(gradio_copy(tmp_path, "leaflet.pdf", make_crossing_pdf(tmp_path / "src.pdf").read_bytes())))
+    store = library.bot.store
+    corpus = [(d.source, d.text, d.sha256, d.kind) for d in load_corpus(library.settings.corpus_dir)]
+    assert [(d.source, d.text, d.sha256, d.kind) for d in stored_documents(store, uploads=False)] == corpus
+    everything = stored_documents(store)
+    leaflet = next(d for d in everything if d.source == "uploads/leaflet.pdf")
+    assert [d.source for d in everything] == sorted([*(c[0] for c in corpus), "uploads/leaflet.pdf"])
+    assert leaflet.kind == "pdf" and leaflet.pages == 2 and leaflet.geometry is not None

@@ -65,6 +65,24 @@ class Entry:
     uploaded: bool
 
 
+def stored_documents(store: Any, *, uploads: bool = True) -> list[Document]:
+    """The documents as the store holds them (text as indexed, page geometry), sorted by source.
+
+    What the app shows and renders from: the index was synced when the assistant loaded, so reading
+    the files again (a PDF's reader can take seconds a page) would only repeat that work.
+    """
+    documents = []
+    for source, sha256 in sorted(store.sources().items()):
+        text = store.document_text(source)
+        if text is None or (not uploads and source.startswith(UPLOADS + "/")):
+            continue
+        geometry = store.geometry(source)
+        documents.append(Document(source=source, text=text, sha256=sha256,
+                                  kind=SUFFIXES.get(Path(source).suffix.lower(), "text"),
+                                  pages=len(geometry.page_sizes) if geometry is not None else None, geometry=geometry))
+    return documents
+
+
 class DocumentTexts(dict):
     """The app's `source -> source_text` map, falling back to the text the store keeps for a document.
 
