@@ -29,8 +29,15 @@ CANDIDATE_FEATURES = (
 QUESTION_FEATURES = (
     "best_dense", "best_rank_score", "rank_margin", "coverage", "best_chunk_share", "unknown_share",
     "unknown_english", "unknown_commonness", "names_unknown", "length", "wants_number_missing",
-    "health_term_unknown",
+    "unknown_health_entity", "unknown_population", "unknown_anatomy", "unknown_commerce",
 )
+
+#: Groups of `health_lexicon` categories, one question feature each: the question names a term of the group
+#: that the corpus does not use. Entities (a nutrient, food, medicine, condition, test) weigh most.
+LEXICON_GROUPS: dict[str, tuple[str, ...]] = {
+    "entity": ("nutrient", "food", "medicine", "condition", "procedure"),
+    "population": ("population",), "anatomy": ("anatomy",), "commerce": ("commerce",),
+}
 
 # Words that shape a question rather than name its subject: an unknown one says nothing about scope.
 _FILLER = frozenset("""
@@ -51,11 +58,36 @@ def _tokens_of(text: str) -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
-def health_terms() -> frozenset[str]:
-    """Stems of nutrients, conditions, medicines and tests (assistant/data/health_terms.txt)."""
-    path = Path(__file__).resolve().parent / "data" / "health_terms.txt"
-    words = [w for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#") for w in line.split()]
-    return frozenset(t for w in words for t in tokenize(w.replace("-", " ")) if len(t) > 1 and not t.isdigit())
+def health_lexicon() -> dict[str, dict[str, tuple[tuple[str, ...], ...]]]:
+    """Health terms (assistant/data/health_lexicon.txt) as token sequences, by `LEXICON_GROUPS` group and first token."""
+    path = Path(__file__).resolve().parent / "data" / "health_lexicon.txt"
+    group_of = {category: group for group, categories in LEXICON_GROUPS.items() for category in categories}
+    by_first: dict[str, dict[str, set[tuple[str, ...]]]] = {}
+    group = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("# category:"):
+            group = group_of.get(line.split(":", 1)[1].strip())
+        elif line and not line.startswith("#") and group is not None:
+            term = tuple(tokenize(line.replace("-", " ")))
+            if term:
+                by_first.setdefault(term[0], {}).setdefault(group, set()).add(term)
+    return {first: {g: tuple(terms) for g, terms in groups.items()} for first, groups in by_first.items()}
+
+
+def unknown_health_terms(tokens: Sequence[str], df: dict[str, int]) -> dict[str, int]:
+    """How many terms of each `LEXICON_GROUPS` group the question's `tokens` name with a word the corpus lacks.
+
+    >>> unknown_health_terms(["green", "tea", "magnesium"], {"magnesium": 3})["entity"]
+    1
+    """
+    lexicon = health_lexicon()
+    counts = dict.fromkeys(LEXICON_GROUPS, 0)
+    for i, token in enumerate(tokens):
+        for group, terms in lexicon.get(token, {}).items():
+            counts[group] += any(tuple(tokens[i:i + len(term)]) == term and not all(df.get(t, 0) > 0 for t in term)
+                                 for term in terms)
+    return counts
 
 
 def _rank_map(values: np.ndarray) -> np.ndarray:
@@ -133,5 +165,5 @@ def question_features(
         float(any(df.get(t, 0) == 0 for t in names)),
         min(len(tokens), 20) / 10.0,
         float(wants_number_missing),
-        float(any(t in health_terms() and df.get(t, 0) == 0 for t in tokens)),
+        *(float(n > 0) for n in unknown_health_terms(tokens, df).values()),
     ], dtype=float)

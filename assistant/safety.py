@@ -7,15 +7,20 @@ Two signals, either enough:
 
 * the patterns below, matched on the normalised question (lower-case, NFKC): the words people
   use when they name the emergency ("chest pain", "overdose"); each has a test in tests/test_safety.py;
-* `SafetyModel`: logistic regressions over the question's sentence embedding — the vector the
-  assistant computes anyway, so it costs no encoder pass — trained on the question bank's tuning
-  part, which describes emergencies in everyday words ("he is turning blue and gasping"). The
+* `SafetyModel`: classifiers over the question's sentence embedding — the vector the assistant
+  computes anyway, so it costs no encoder pass — trained on the question bank's tuning part and
+  on training-only messages (tests/bank/safety/), which describe emergencies in everyday words
+  ("he is turning blue and gasping") beside greetings, off-topic requests and ordinary questions.
+  The emergency score averages a logistic regression and a vote of the nearest training
+  messages: a linear boundary alone extrapolates badly to text unlike any health question
+  ("good morning!" scored as an emergency), while its nearest neighbours are greetings. The
   personal-advice classifier counts only when the question speaks of the asker or someone close
   ("I", "my", "me", "we"), since "what dose is usual?" is a general question.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -56,6 +61,10 @@ EMERGENCY_PATTERNS: tuple[str, ...] = (
     r"\bself[- ]harm\w*\b",
     r"\b(end|take) my (own )?life\b",
     r"\bwant to die\b",
+    r"\b(never|not) (to )?wake up\b",
+    r"\bbetter off without me\b",
+    r"\b(no|any) (reason|point) (to live|in living|in being alive)\b",
+    r"\bdon'?t want to (live|be alive)\b",
     r"\b(unconscious|passed out|not breathing|unresponsive|seizure|convulsi\w+)\b",
     r"\b(severe|heavy) bleeding\b",
     r"\b(anaphyla\w+|throat (is )?(swelling|closing))\b",
@@ -110,9 +119,15 @@ class SafetyModel:
     personal_intercept: float
     personal_threshold: float
     trained: dict[str, Any]
+    exemplars: np.ndarray | None = None  # unit vectors of training messages, one row each (float32)
+    exemplar_emergency: np.ndarray | None = None  # whether each exemplar is an emergency
+    neighbours: int = 7
 
     def emergency(self, vector: np.ndarray) -> float:
-        return float(1.0 / (1.0 + np.exp(-(vector @ self.emergency_coef + self.emergency_intercept))))
+        linear = float(1.0 / (1.0 + np.exp(-(vector @ self.emergency_coef + self.emergency_intercept))))
+        if self.exemplars is None or self.exemplar_emergency is None:
+            return linear
+        return 0.5 * linear + 0.5 * neighbour_vote(self.exemplars, self.exemplar_emergency, vector, self.neighbours)
 
     def personal(self, vector: np.ndarray) -> float:
         return float(1.0 / (1.0 + np.exp(-(vector @ self.personal_coef + self.personal_intercept))))
@@ -125,10 +140,46 @@ class SafetyModel:
                              "threshold": self.personal_threshold}}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SafetyModel":
+    def from_json(cls, data: dict[str, Any], exemplars: tuple[np.ndarray, np.ndarray] | None = None) -> "SafetyModel":
         e, p = data["emergency"], data["personal"]
+        vectors, labels = exemplars if exemplars is not None else (None, None)
         return cls(data["embedder"], np.asarray(e["coef"], float), float(e["intercept"]), float(e["threshold"]),
-                   np.asarray(p["coef"], float), float(p["intercept"]), float(p["threshold"]), dict(data.get("trained", {})))
+                   np.asarray(p["coef"], float), float(p["intercept"]), float(p["threshold"]), dict(data.get("trained", {})),
+                   vectors, labels, int(e.get("neighbours", 7)))
+
+    def save(self, path: Path) -> None:
+        """Write the model as JSON at `path` and its exemplars beside it (`.npz`), checksummed in the JSON."""
+        data = self.to_json()
+        if self.exemplars is not None and self.exemplar_emergency is not None:
+            exemplar_path = path.with_suffix(".npz")
+            with exemplar_path.open("wb") as f:
+                np.savez_compressed(f, vectors=self.exemplars.astype(np.float16), emergency=self.exemplar_emergency)
+            data["emergency"]["neighbours"] = self.neighbours
+            data["emergency"]["exemplars"] = {"file": exemplar_path.name,
+                                              "sha256": hashlib.sha256(exemplar_path.read_bytes()).hexdigest()}
+        path.write_text(json.dumps(data, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+
+
+def neighbour_vote(exemplars: np.ndarray, labels: np.ndarray, vector: np.ndarray, k: int) -> float:
+    """Similarity-weighted share of emergencies among the `k` exemplars nearest to `vector` (cosine)."""
+    similarities = exemplars @ vector
+    k = min(k, len(similarities))
+    nearest = np.argpartition(-similarities, k - 1)[:k]
+    weights = np.clip(similarities[nearest], 1e-6, None)
+    return float((weights * labels[nearest]).sum() / weights.sum())
+
+
+def _read_exemplars(path: Path, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The exemplars the JSON at `path` names, checked against its checksum; None when it names none."""
+    named = data.get("emergency", {}).get("exemplars")
+    if not named:
+        return None
+    exemplar_path = path.parent / named["file"]
+    raw = exemplar_path.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != named["sha256"]:
+        raise ValueError(f"{exemplar_path.name} does not match the checksum in {path.name}")
+    with np.load(exemplar_path) as arrays:
+        return arrays["vectors"].astype(np.float32), arrays["emergency"].astype(bool)
 
 
 DEFAULT_SAFETY_MODEL = Path(__file__).resolve().parent / "data" / "safety_model.json"
@@ -138,11 +189,13 @@ def load_safety_model(path: Path | None, embedder: str) -> SafetyModel | None:
     """The safety classifiers at `path` (the packaged ones by default), or None (patterns only) when unusable."""
     path = path or DEFAULT_SAFETY_MODEL
     try:
-        model = SafetyModel.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        logger.warning("no safety model at %s: emergency and personal-advice notices rely on patterns only", path)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        model = SafetyModel.from_json(data, _read_exemplars(path, data))
+    except FileNotFoundError as exc:
+        logger.warning("no safety model at %s (%s): emergency and personal-advice notices rely on patterns only",
+                       path, exc.filename)
         return None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OSError) as exc:
         logger.warning("the safety model %s cannot be read (%s): patterns only", path, exc)
         return None
     if model.embedder != embedder:

@@ -84,3 +84,15 @@ def test_load_bank_picks_one_split():
     items = load_bank(BANK / "calcium-and-magnesium.jsonl", split="test")
     assert items and all(i["split"] == "test" for i in items)
     assert len(load_bank(BANK / "calcium-and-magnesium.jsonl", split="all")) == 925
+
+
+def test_safety_messages_are_training_only_examples_of_known_kinds(tmp_path):
+    from assistant.evaluation.bank import MESSAGE_KINDS, load_messages
+
+    messages = load_messages(BANK / "safety")
+    assert len(messages) >= 700 and {m["kind"] for m in messages} == set(MESSAGE_KINDS)
+    assert len({m["id"] for m in messages}) == len(messages)
+    assert "split" not in messages[0]  # no test part: the bank's test parts judge the classifiers
+    (tmp_path / "bad.jsonl").write_text('{"id": "x", "kind": "urgent", "question": "?"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        load_messages(tmp_path)

@@ -81,6 +81,13 @@ def test_emergency_notice_comes_first(bot):
     assert answer.disclaimer == DISCLAIMER
 
 
+@pytest.mark.parametrize("message", ["good morning!", "???", "thanks, that helps", "write me a poem",
+                                     "what can you do?", "my car won't start"])
+def test_greetings_and_off_topic_requests_get_no_emergency_notice(bot, message):
+    answer = bot.ask(message)
+    assert answer.notice is None and not answer.grounded
+
+
 def test_unrelated_question_after_a_covered_one_is_refused(bot):
     history = ["Which magnesium form is best for sleep?"]
     assert not bot.ask("What is the capital of France?", history=history).grounded

@@ -18,6 +18,10 @@ from assistant.safety import EMERGENCY_NOTICE, PERSONAL_NOTICE, safety_notice
     "I want to kill myself",
     "My child swallowed a whole bottle of vitamins",
     "He is unconscious",
+    "how many of these would it take to never wake up",
+    "everyone would be better off without me",
+    "there is no reason to live anymore",
+    "I don't want to live like this",
 ])
 def test_emergencies_get_the_emergency_notice_first(question):
     assert safety_notice(question) == ("emergency", EMERGENCY_NOTICE)
@@ -86,3 +90,48 @@ def test_a_model_for_another_embedder_is_not_used(tmp_path):
     assert load_safety_model(path, "fake") is not None
     assert load_safety_model(path, "another-model") is None
     assert load_safety_model(tmp_path / "missing.json", "fake") is None
+
+
+def _with_exemplars():
+    import numpy as np
+
+    model = _model()
+    exemplars = np.eye(4, dtype=np.float32)  # axis 2 is a greeting, axis 0 an emergency
+    labels = np.array([True, False, False, False])
+    return type(model)(**{**model.__dict__, "exemplars": exemplars, "exemplar_emergency": labels, "neighbours": 1})
+
+
+def test_the_neighbour_vote_pulls_a_message_toward_the_examples_it_resembles():
+    import numpy as np
+
+    from assistant.safety import neighbour_vote
+
+    exemplars = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
+    labels = np.array([True, True, False])
+    assert neighbour_vote(exemplars, labels, np.array([1.0, 0.0]), 2) == 1.0
+    assert neighbour_vote(exemplars, labels, np.array([0.0, 1.0]), 1) == 0.0
+    model = _with_exemplars()
+    # Half-way along the emergency direction and next to the greeting: the linear score alone would fire.
+    mixed = np.array([0.6, 0.0, 0.8, 0.0])
+    assert model.emergency(mixed) < 0.5 < type(model)(**{**model.__dict__, "exemplars": None}).emergency(mixed)
+
+
+def test_exemplars_are_saved_beside_the_model_and_checked_on_load(tmp_path, caplog):
+    import numpy as np
+
+    from assistant.safety import load_safety_model
+
+    path = tmp_path / "safety.json"
+    _with_exemplars().save(path)
+    loaded = load_safety_model(path, "fake")
+    assert loaded is not None and loaded.exemplars is not None and loaded.neighbours == 1
+    assert np.array_equal(loaded.exemplar_emergency, [True, False, False, False])
+    with np.load(path.with_suffix(".npz")) as arrays:
+        vectors = arrays["vectors"].copy()
+    vectors[0, 0] = 0.0
+    with path.with_suffix(".npz").open("wb") as f:
+        np.savez_compressed(f, vectors=vectors, emergency=np.array([True, False, False, False]))
+    assert load_safety_model(path, "fake") is None  # damaged exemplars: patterns only, with a warning
+    assert "checksum" in caplog.text
+    path.with_suffix(".npz").unlink()
+    assert load_safety_model(path, "fake") is None

@@ -15,6 +15,7 @@ from assistant.cli.common import (
 
 
 DEFAULT_BANK = PROJECT_ROOT / "tests" / "bank" / "calcium-and-magnesium.jsonl"
+SAFETY_MESSAGES = PROJECT_ROOT / "tests" / "bank" / "safety"  # training-only examples for the safety classifiers
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -114,7 +115,7 @@ def run_bank(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from assistant.evaluation.bank import load_bank
+    from assistant.evaluation.bank import load_bank, load_messages
     from assistant.evaluation.training import bank_source, collect, train_answer_model, train_safety_model
     from assistant.safety import DEFAULT_SAFETY_MODEL
     from assistant.scope import DEFAULT_ANSWER_MODEL
@@ -131,12 +132,17 @@ def run_train(args: argparse.Namespace) -> int:
             stack.callback(bot.close)
             samples += collect(bot, load_bank(bank, split="tune"))
             embedder = bot.embedder.name
-        source = bank_source(banks)
+        message_files = sorted(SAFETY_MESSAGES.glob("*.jsonl")) if args.bank is None else []
+        messages = load_messages(SAFETY_MESSAGES) if message_files else []
+        vectors = bot.embedder.encode([m["question"] for m in messages]) if messages else []
+        source = bank_source(banks + message_files)
         answer, answer_report = train_answer_model(samples, embedder=embedder, source=source)
-        safety, safety_report = train_safety_model(samples, embedder=embedder, source=source)
-    for model, path in ((answer, DEFAULT_ANSWER_MODEL), (safety, DEFAULT_SAFETY_MODEL)):
-        path.write_text(json.dumps(model.to_json(), sort_keys=True, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {path}")
+        safety, safety_report = train_safety_model(
+            samples, embedder=embedder, source=source,
+            messages=[(m["question"], m["kind"], v) for m, v in zip(messages, vectors)])
+    DEFAULT_ANSWER_MODEL.write_text(json.dumps(answer.to_json(), sort_keys=True, indent=1) + "\n", encoding="utf-8")
+    safety.save(DEFAULT_SAFETY_MODEL)
+    print(f"wrote {DEFAULT_ANSWER_MODEL} and {DEFAULT_SAFETY_MODEL} (+ .npz)")
     print(json.dumps({"answer": answer_report, "safety": safety_report}, indent=1, sort_keys=True))
     return EXIT_OK
 

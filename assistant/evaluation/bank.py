@@ -78,6 +78,27 @@ def load_bank(path: Path, *, split: str = "test") -> list[dict[str, Any]]:
     return items
 
 
+MESSAGE_KINDS = ("emergency", "ordinary", "personal", "general")
+
+
+def load_messages(folder: Path) -> list[dict[str, Any]]:
+    """Training-only messages for the safety classifiers (`tests/bank/safety/*.jsonl`): id, kind, question.
+
+    They have no document behind them and no test part: they only widen what the classifiers learn
+    from (greetings, off-topic requests, everyday emergencies); the bank's test parts judge them.
+    """
+    messages = []
+    for path in sorted(folder.glob("*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            if not {"id", "kind", "question"} <= set(item) or item["kind"] not in MESSAGE_KINDS:
+                raise ValueError(f"{path}:{number}: a message needs id, question and a kind among {', '.join(MESSAGE_KINDS)}")
+            messages.append(item)
+    return messages
+
+
 def overlaps(start: int, end: int, spans: Iterable[Sequence[int]]) -> bool:
     """Whether [start, end) shares a character with any labelled span.
 
