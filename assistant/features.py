@@ -78,8 +78,8 @@ def health_lexicon() -> dict[str, dict[str, tuple[tuple[str, ...], ...]]]:
 def unknown_health_terms(tokens: Sequence[str], df: dict[str, int]) -> dict[str, int]:
     """How many terms of each `LEXICON_GROUPS` group the question's `tokens` name with a word the corpus lacks.
 
-    >>> unknown_health_terms(["green", "tea", "magnesium"], {"magnesium": 3})["entity"]
-    1
+    >>> unknown_health_terms(["warfarin", "magnesium", "kidney"], {"magnesium": 3, "kidney": 1})
+    {'entity': 1, 'population': 0, 'anatomy': 0, 'commerce': 0}
     """
     lexicon = health_lexicon()
     counts = dict.fromkeys(LEXICON_GROUPS, 0)
