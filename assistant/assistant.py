@@ -173,9 +173,10 @@ class Assistant:
         view = self.store.view()  # one state of the store for the whole question
         among = None if sources is None else validate_sources(sources, self.store.sources().keys())  # Milvus: a scan
         vocabulary = view.vocabulary()
-        search = rewrite(query, vocabulary).text
+        rewritten = rewrite(query, vocabulary)
+        search = rewritten.text
         # Scope is judged on the question's own words — unless it leans on the turn before, whose words it borrows.
-        own = search if query != text else rewrite(text, vocabulary).text
+        own = rewritten.scope if query != text else rewrite(text, vocabulary).scope
         vectors = self.embedder.encode([search] if search == text else [search, text])
         kind, notice = safety_notice(text, vectors[-1], self.safety_model)
         judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice, among)

@@ -21,6 +21,8 @@ Example:
     'which magnesium helps constipation'
     >>> rewrite("Mg and CKD", vocab).text
     'Mg magnesium and CKD chronic kidney disease'
+    >>> rewrite("Mg and CKD", vocab).scope
+    'magnesium and chronic kidney disease'
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ ABBREVIATIONS: dict[str, str] = {
     "suppl": "supplement", "mag": "magnesium", "meds": "medicines", "med": "medicine", "bp": "blood pressure",
     "info": "information", "diff": "difference", "b4": "before", "bc": "because", "w/": "with", "u": "you",
     "ur": "your", "r": "are", "pls": "please", "abt": "about",
+    # Common clinical abbreviations, spelt out both ways where British and American documents differ.
+    "IV": "intravenous", "FBC": "full blood count", "CBC": "complete blood count", "GP": "general practitioner doctor",
+    "ECG": "electrocardiogram", "EKG": "electrocardiogram", "BMI": "body mass index", "OTC": "over the counter",
+    "RBC": "red blood cells", "WBC": "white blood cells", "Hb": "haemoglobin hemoglobin", "BP": "blood pressure",
+    "HRT": "hormone replacement therapy", "UTI": "urinary tract infection", "IBS": "irritable bowel syndrome",
+    "GI": "gastrointestinal", "NSAID": "anti-inflammatory", "PPI": "proton pump inhibitor",
 }
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*|\d+[A-Za-z]+[A-Za-z0-9]*")
@@ -51,6 +59,9 @@ class Rewritten:
     text: str
     corrections: dict[str, str] = field(default_factory=dict)
     expansions: dict[str, str] = field(default_factory=dict)
+    #: The same with each abbreviation replaced by its long form rather than followed by it: what scope is
+    #: judged on, so that "FBC", spelt out as a term the corpus uses, is not taken for an unknown subject.
+    scope: str = ""
 
     @property
     def changed(self) -> bool:
@@ -100,6 +111,7 @@ def rewrite(text: str, vocabulary: Vocabulary) -> Rewritten:
     corrections: dict[str, str] = {}
     expansions: dict[str, str] = {}
     out: list[str] = []
+    replaced: dict[int, str] = {}  # position in `out` -> the long form alone
     cursor = 0
     for match in _WORD.finditer(text):
         word = match.group(0)
@@ -111,6 +123,7 @@ def rewrite(text: str, vocabulary: Vocabulary) -> Rewritten:
             long_form = ABBREVIATIONS.get(word) or ABBREVIATIONS.get(lower)
         if long_form is not None and long_form.lower() != lower:
             expansions[word] = long_form
+            replaced[len(out)] = long_form
             out.append(f"{word} {long_form}")
             continue
         if lower in vocabulary.words or lower in english or "'" in lower:
@@ -123,4 +136,5 @@ def rewrite(text: str, vocabulary: Vocabulary) -> Rewritten:
         else:
             out.append(word)
     out.append(text[cursor:])
-    return Rewritten("".join(out), corrections, expansions)
+    scope = "".join(replaced.get(i, part) for i, part in enumerate(out))
+    return Rewritten("".join(out), corrections, expansions, scope)
