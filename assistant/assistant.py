@@ -175,8 +175,9 @@ class Assistant:
         vocabulary = view.vocabulary()
         rewritten = rewrite(query, vocabulary)
         search = rewritten.text
-        # Scope is judged on the question's own words — unless it leans on the turn before, whose words it borrows.
-        own = rewritten.scope if query != text else rewrite(text, vocabulary).scope
+        # Scope is judged on the question's own words (the query is the question itself, unless it leans on the turn
+        # before, whose words it borrows), with abbreviations replaced by their long forms.
+        own = rewritten.scope
         vectors = self.embedder.encode([search] if search == text else [search, text])
         kind, notice = safety_notice(text, vectors[-1], self.safety_model)
         judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice, among)

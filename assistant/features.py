@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from assistant.lexical import idf, named_terms, tokenize
+from assistant.models import Chunk, embedding_text
 from assistant.retrieval import Hit
 
 KINDS = ("sentence", "list_item", "table_row", "list", "table")
@@ -52,9 +53,16 @@ _HAS_NUMBER = re.compile(r"\d")
 
 
 @lru_cache(maxsize=65_536)
-def _tokens_of(text: str) -> frozenset[str]:
-    """A chunk's tokens, kept: the same chunks come back question after question."""
-    return frozenset(tokenize(text))
+def _tokens(kind: str, context: str, text: str) -> frozenset[str]:
+    return frozenset(tokenize(embedding_text(kind, context, text)))
+
+
+def _tokens_of(chunk: Chunk) -> frozenset[str]:
+    """The tokens of a chunk's `embedding_text`, kept: the same chunks come back question after question.
+
+    Keyed on the chunk's own strings, whose hashes Python keeps, rather than on a string built anew each time.
+    """
+    return _tokens(chunk.kind, chunk.context, chunk.text)
 
 
 @lru_cache(maxsize=1)
@@ -119,7 +127,7 @@ def candidate_features(hits: Sequence[Hit], query_tokens: Sequence[str], df: dic
     rows = []
     for j, h in enumerate(hits):
         c = h.chunk
-        tokens = _tokens_of(c.embedding_text())
+        tokens = _tokens_of(c)
         rows.append([
             h.dense, dense_gap[j], share[j], fused_gap[j],
             block_best[(c.source, c.block)] - h.dense,
@@ -149,7 +157,7 @@ def question_features(
     order = np.argsort(-rank_scores) if len(rank_scores) else np.array([], dtype=int)
     best_share = 0.0
     for j in order[:5]:
-        chunk_tokens = _tokens_of(hits[j].chunk.embedding_text())
+        chunk_tokens = _tokens_of(hits[j].chunk)
         best_share = max(best_share, sum(w for t, w in weights.items() if t in chunk_tokens) / total)
     best_text = hits[order[0]].chunk.text if len(order) else ""
     wants_number_missing = bool(_NUMBER_QUESTION.search(question)) and not _HAS_NUMBER.search(best_text)

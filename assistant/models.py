@@ -71,9 +71,14 @@ class Chunk(BaseModel):
         Table rows and tables are seen through their context alone, which already holds every
         cell as a "Header: cell" pair: the pipes of the source carry no meaning for a model.
         """
-        if self.kind in ("table_row", "table"):
-            return self.context
-        return f"{self.context}\n{self.text}" if self.context else self.text
+        return embedding_text(self.kind, self.context, self.text)
+
+
+def embedding_text(kind: str, context: str, text: str) -> str:
+    """`Chunk.embedding_text` of a chunk with this kind, context and text."""
+    if kind in ("table_row", "table"):
+        return context
+    return f"{context}\n{text}" if context else text
 
 
 class Citation(BaseModel):
