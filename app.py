@@ -9,6 +9,10 @@ chat, the app registers one API endpoint, `/ask`:
     >>> client = Client("http://127.0.0.1:7860/")  # doctest: +SKIP
     >>> print(client.predict("Which magnesium form is best for sleep?", api_name="/ask"))  # doctest: +SKIP
 
+Start-up: `main` loads the assistant and serves the JSON API (`/v1/answers`) at once; Gradio, whose
+import alone takes seconds, is imported and the chat built in a worker thread, then mounted at `/`
+(which says "starting" until then). Tests and other callers of `build_app` get both at once.
+
 Concurrency: one `Assistant` (one model) serves every session. Answering is CPU-bound and the
 model already uses every core, so all events that call it share one concurrency group of
 `CONCURRENCY_LIMIT` workers; further requests wait in the queue (up to `QUEUE_MAX_SIZE`) instead
@@ -16,11 +20,12 @@ of failing or oversubscribing the CPU.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import sys
-from typing import Any, Callable, Iterator, NoReturn
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, NoReturn
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: it reads this once
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,9 +33,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # Per-event timings Gradio keeps for its monitoring page (off here): 10,000 events by default, read once.
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
-import gradio as gr  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
+from fastapi.responses import HTMLResponse  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 
@@ -44,6 +49,9 @@ from assistant.server import api, binding, guards  # noqa: E402
 from assistant.server.auth import Credentials  # noqa: E402
 from assistant.server.uploads_ui import UPLOAD_TYPES, WORKING, Library, stored_documents, uploads_enabled  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+
+if TYPE_CHECKING:  # gradio takes seconds to import: `main` serves the JSON API first and mounts the chat after
+    import gradio as gr
 
 logger = logging.getLogger("app")
 
@@ -141,11 +149,13 @@ def _assistant_message(text: str) -> dict[str, str]:
 
 def build_demo(
     bot: Assistant, documents: list[Document], settings: Settings | None = None, *, uploads: bool = False
-) -> gr.Blocks:
+) -> "gr.Blocks":
     """The Blocks app for `bot`, showing `documents` (the corpus it answers from) beside the chat.
 
     With `uploads`, the documents panel also takes files (`assistant.server.uploads_ui`).
     """
+    import gradio as gr
+
     settings = settings or getattr(bot, "settings", None) or Settings()
     max_chars = settings.max_question_chars
     documents = list(documents)  # the library adds and removes uploads in place
@@ -327,7 +337,7 @@ def build_demo(
     return demo
 
 
-def _set_initial(demo: gr.Blocks, props: dict[Any, dict[str, Any]]) -> None:
+def _set_initial(demo: "gr.Blocks", props: dict[Any, dict[str, Any]]) -> None:
     """Let pages loaded from now on start with these component props: Gradio serves the config it built at mount."""
     by_id = {component._id: values for component, values in props.items()}
     for entry in (getattr(demo, "config", None) or {}).get("components", []):
@@ -335,17 +345,19 @@ def _set_initial(demo: gr.Blocks, props: dict[Any, dict[str, Any]]) -> None:
             entry.setdefault("props", {}).update(by_id[entry["id"]])
 
 
-def _gradio_login(app: FastAPI) -> Callable[[str], tuple[str, str]]:
+def _gradio_login(app: FastAPI) -> Callable[[str], "tuple[str, str] | None"]:
     """How a request with a valid API token is signed in to Gradio, whose login knows only its cookie.
 
     Gradio keeps signed-in sessions as `tokens[cookie value] = user` and reads the cookie
     `access-token-unsecure-<cookie_id>`. Each API token gets one such value, set on the request
     by `guards.BearerTokens` after the token checked out; it is never sent to any client.
     """
-    gradio_app = next(route.app for route in app.routes if isinstance(route, Mount))
     issued: dict[str, str] = {}
 
-    def session_cookie(token_id: str) -> tuple[str, str]:
+    def session_cookie(token_id: str) -> tuple[str, str] | None:
+        gradio_app = next((route.app for route in app.routes if isinstance(route, Mount)), None)
+        if gradio_app is None:  # the chat is not mounted yet: only the JSON API answers, and it needs no cookie
+            return None
         value = issued.setdefault(token_id, secrets.token_urlsafe(32))
         gradio_app.tokens[value] = token_id  # each time: a sign-out may have dropped it
         return f"access-token-unsecure-{gradio_app.cookie_id}", value
@@ -364,6 +376,32 @@ def build_app(
 ) -> FastAPI:
     """The FastAPI app: the JSON API (`/v1/…`, `/docs`) and the chat mounted at `/`, behind the guards of
     `assistant.server`."""
+    app = build_api_app(bot, documents, settings=settings, credentials=credentials, host=host)
+    mount_chat(app, bot, documents, settings=settings, credentials=credentials, host=host, port=port)
+    return app
+
+
+def build_api_app(
+    bot: Assistant, documents: list[Document], *, settings: Settings, credentials: Credentials,
+    host: str = binding.DEFAULT_HOST,
+) -> FastAPI:
+    """The FastAPI app with the JSON API and every guard, and no chat yet (`mount_chat` adds it)."""
+    app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)  # /docs: served offline by `api`
+    api.add_api(app, bot, documents, settings=settings, credentials=credentials)  # before the mount that takes "/"
+    session_cookie = _gradio_login(app) if credentials.has_users else None
+    guards.add_guards(app, settings=settings, credentials=credentials, session_cookie=session_cookie,
+                      uploads=uploads_enabled(settings, host, credentials))
+    return app
+
+
+def mount_chat(
+    app: FastAPI, bot: Assistant, documents: list[Document], *, settings: Settings, credentials: Credentials,
+    host: str = binding.DEFAULT_HOST, port: int = binding.DEFAULT_PORT,
+) -> Any:
+    """Build the chat and mount it at `/` of `app`; return Gradio's app. Gradio's start-up (its queue) runs with
+    `app`'s lifespan when `app` has not started yet; for a running `app`, `chat_lifespan` runs it."""
+    import gradio as gr
+
     uploads = uploads_enabled(settings, host, credentials)
     demo = build_demo(bot, documents, settings, uploads=uploads)
     demo.max_file_size = settings.max_file_bytes if uploads else 1  # Gradio's own bound, behind the guards' one
@@ -372,8 +410,6 @@ def build_app(
     async def sign_in(username: str, password: str) -> bool:  # scrypt is slow on purpose: off the event loop
         return await asyncio.to_thread(credentials.verify_user, username, password)
 
-    app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)  # /docs: served offline by `api`
-    api.add_api(app, bot, documents, settings=settings, credentials=credentials)  # before the mount that takes "/"
     gr.mount_gradio_app(
         app,
         demo,
@@ -390,9 +426,53 @@ def build_app(
         show_error=False,  # errors are messages written by `render`, never exception text
         ssr_mode=False,
     )
-    session_cookie = _gradio_login(app) if credentials.has_users else None
-    guards.add_guards(app, settings=settings, credentials=credentials, session_cookie=session_cookie, uploads=uploads)
-    return app
+    return next(route.app for route in app.routes if isinstance(route, Mount))
+
+
+#: The page at `/` while the chat is being built (a few seconds after start; the JSON API already answers).
+STARTING_PAGE = (
+    "<!doctype html><html lang='en'><head><meta charset='utf-8'><meta http-equiv='refresh' content='1'>"
+    f"<title>{TITLE}</title></head><body><p>The assistant is starting; this page reloads by itself.</p>"
+    f"<p>{DISCLAIMER}</p></body></html>"
+)
+
+
+@contextlib.asynccontextmanager
+async def chat_lifespan(app: FastAPI, build: Callable[[], Any]) -> AsyncIterator[None]:
+    """Serve at once, and mount the chat when `build` (run in a thread: it imports Gradio) has made it.
+
+    Until then `/` answers `STARTING_PAGE`; Gradio's own start-up events run here, in the server's
+    event loop, once its app is mounted, and its shutdown when the server stops.
+    """
+    async def starting() -> HTMLResponse:
+        return HTMLResponse(STARTING_PAGE, status_code=503, headers={"Retry-After": "1", "Cache-Control": "no-store"})
+
+    app.add_api_route("/", starting, methods=["GET"], include_in_schema=False)
+    placeholder = app.router.routes[-1]
+    gradio_context: list[Any] = []
+
+    async def mount() -> None:
+        try:
+            gradio_app = await asyncio.to_thread(build)
+            app.router.routes.remove(placeholder)
+            context = gradio_app.router.lifespan_context(gradio_app)
+            await context.__aenter__()
+            gradio_context.append(context)
+            gradio_app.get_blocks().run_startup_events()
+            await gradio_app.get_blocks().run_extra_startup_events()
+            logger.info("the chat is ready")
+        except Exception:  # the JSON API keeps serving; the log says why the chat is missing
+            logger.exception("the chat could not be started")
+
+    task = asyncio.create_task(mount())
+    try:
+        yield
+    finally:
+        task.cancel()  # a stop during start-up: the chat is not mounted, nothing of Gradio's to shut down
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for context in gradio_context:
+            await context.__aexit__(None, None, None)
 
 
 def _refuse(message: str) -> NoReturn:
@@ -424,12 +504,24 @@ def main() -> None:
     else:  # a serving machine for a Milvus collection need not hold the corpus: quotes come from the store
         logger.info("no corpus folder at %s: the documents panel stays empty", settings.corpus_dir)
         documents = []
-    app = build_app(bot, documents, settings=settings, credentials=credentials, host=host, port=port)
-    logger.info("serving on http://%s:%d/", host, port)
+    app = build_api_app(bot, documents, settings=settings, credentials=credentials, host=host)
+
+    def build() -> Any:
+        return mount_chat(app, bot, documents, settings=settings, credentials=credentials, host=host, port=port)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # On a graceful stop (uvicorn re-raises SIGTERM once the app has shut down, so not after run()): the encode
+        # batcher's thread ends and the store is released.
+        try:
+            async with chat_lifespan(app, build):
+                yield
+        finally:
+            bot.close()
+
+    app.router.lifespan_context = lifespan
+    logger.info("serving on http://%s:%d/ (the JSON API at once, the chat in a few seconds)", host, port)
     # No access log: paths and addresses only, but nothing the README promises needs it (see "Running it for others").
-    # On a graceful stop (uvicorn re-raises SIGTERM once the app has shut down, so not after run()): the encode
-    # batcher's thread ends and the store is released.
-    app.router.on_shutdown.append(bot.close)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 

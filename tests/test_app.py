@@ -209,3 +209,60 @@ def test_over_the_rate_the_chat_says_when_to_try_again_and_keeps_the_question():
     assert messages[0]["content"] == "What is whitlockite?" and bot.calls == []  # nothing answered
     assert not isinstance(question_box, str)  # the question stays typed (gr.skip), ready to send again
     assert "busy, try again in 12 s" in handlers["ask"]("What is whitlockite?", _Request()) and bot.calls == []
+
+
+class _FakeBlocks:
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def run_startup_events(self) -> None:
+        self.events.append("startup")
+
+    async def run_extra_startup_events(self) -> None:
+        self.events.append("extra startup")
+
+
+def test_the_api_answers_while_the_chat_is_still_being_built():
+    """`main` serves at once and mounts the chat when it is built: until then `/` says so, and the API answers."""
+    import contextlib
+    import threading
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    import app
+
+    events: list[str] = []
+    release = threading.Event()
+    server = FastAPI()
+
+    @server.get("/v1/ping")
+    def ping() -> dict:
+        return {"ok": True}
+
+    @contextlib.asynccontextmanager
+    async def chat_lifespan(chat):
+        events.append("chat lifespan in")
+        yield
+        events.append("chat lifespan out")
+
+    def build():
+        release.wait(10)  # Gradio's import and the page, in a worker thread
+        chat = FastAPI(lifespan=chat_lifespan)
+        chat.get("/")(lambda: {"chat": True})
+        chat.get_blocks = lambda: _FakeBlocks(events)
+        server.mount("/", chat)
+        return chat
+
+    server.router.lifespan_context = lambda a: app.chat_lifespan(a, build)
+    with TestClient(server) as client:
+        starting = client.get("/")
+        assert starting.status_code == 503 and "starting" in starting.text and DISCLAIMER in starting.text
+        assert client.get("/v1/ping").json() == {"ok": True}
+        release.set()
+        deadline = time.monotonic() + 10
+        while client.get("/").status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert client.get("/").json() == {"chat": True}
+        assert events == ["chat lifespan in", "startup", "extra startup"]
+    assert events[-1] == "chat lifespan out"

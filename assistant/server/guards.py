@@ -225,7 +225,7 @@ class BearerTokens:
         app: ASGIApp,
         *,
         credentials: "Credentials",
-        session_cookie: Callable[[str], tuple[str, str]] | None = None,
+        session_cookie: Callable[[str], tuple[str, str] | None] | None = None,
     ) -> None:
         self.app = app
         self.credentials = credentials
@@ -242,8 +242,9 @@ class BearerTokens:
                 await self._refuse(scope, receive, send, "the API token is not valid", 'Bearer error="invalid_token"')
                 return
             _state(scope)[CLIENT_KEY] = token_id
-            if self.session_cookie is not None:
-                scope = _with_cookie(scope, *self.session_cookie(token_id))
+            cookie = self.session_cookie(token_id) if self.session_cookie is not None else None
+            if cookie is not None:  # None: no app behind that keeps sessions (yet)
+                scope = _with_cookie(scope, *cookie)
         elif not self.credentials.has_users:
             message = "this server needs an API token: send 'Authorization: Bearer <token>'"
             await self._refuse(scope, receive, send, message, "Bearer")
@@ -317,7 +318,7 @@ def add_guards(
     *,
     settings: "Settings",
     credentials: "Credentials",
-    session_cookie: Callable[[str], tuple[str, str]] | None = None,
+    session_cookie: Callable[[str], tuple[str, str] | None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     uploads: bool = False,
 ) -> None:
