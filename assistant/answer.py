@@ -121,7 +121,8 @@ def select_passages(
     `relative` × the best one's, so an answer is not padded with loosely related sentences.
     Then, within one document:
 
-    * a lead-in sentence that ends with ":" brings the list or table it introduces;
+    * a lead-in sentence that ends with ":" brings the list or table it introduces, and a question the
+      document asks ("So, can magnesium truly dissolve existing calcium deposits?") the sentence after it;
     * `group_size` or more items of one list (rows of one table) become the whole list (table);
     * a sentence next to a quoted one in the same paragraph joins it when its own probability is
       at least `extend` × the quoted one's (a sentence that opens a topic, "other nutrients play
@@ -135,17 +136,17 @@ def select_passages(
     best = ranked[0][1]
     kept = [(hit, p) for i, (hit, p) in enumerate(ranked) if i == 0 or (p >= absolute and p >= relative * best)]
     kept = kept[: max_quotes * 3]
-    if extend < 1.0:
-        chosen = {id(h) for h, _ in kept}
-        place = {(h.chunk.source, h.chunk.block, h.chunk.id): (h, p) for h, p in ranked}
-        for hit, p in list(kept):
-            if hit.chunk.kind != "sentence":
-                continue
-            for step in (-1, 1):
-                near = place.get((hit.chunk.source, hit.chunk.block, hit.chunk.id + step))
-                if near is not None and id(near[0]) not in chosen and near[1] >= extend * p:
-                    kept.append(near)
-                    chosen.add(id(near[0]))
+    chosen = {id(h) for h, _ in kept}
+    place = {(h.chunk.source, h.chunk.block, h.chunk.id): (h, p) for h, p in ranked}
+    for hit, p in list(kept):
+        if hit.chunk.kind != "sentence":
+            continue
+        asks = hit.chunk.text.rstrip().endswith("?")  # a question the document asks is answered by what follows
+        for step in (-1, 1):
+            near = place.get((hit.chunk.source, hit.chunk.block, hit.chunk.id + step))
+            if near is not None and id(near[0]) not in chosen and (near[1] >= extend * p or (asks and step == 1)):
+                kept.append(near)
+                chosen.add(id(near[0]))
     pieces: list[tuple[Chunk, float, Chunk]] = []  # (span chunk, probability, the chunk that earned it)
     by_block: dict[tuple[str, int], list[tuple[Hit, float]]] = {}
     for hit, p in kept:

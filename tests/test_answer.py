@@ -139,3 +139,18 @@ def test_a_lead_in_brings_its_list_and_three_items_become_the_list():
     items = select_passages(_ranked(chunks, [(6, 0.9), (8, 0.85), (7, 0.8)]), reader, relative=0.5, absolute=0.2,
                             max_quotes=3)
     assert [p.text for p in items] == ["Nuts\n- Beans\n- Greens"]
+
+
+def test_a_question_the_document_asks_brings_the_sentence_that_answers_it():
+    def answer(text: str) -> list[str]:
+        first = text.index("? " if "?" in text else ". ") + 1
+        second = text.index(". ", first + 1) + 1
+        spans = [(0, first), (first + 1, second), (second + 1, len(text))]
+        chunks = [Chunk(id=i, source="a.txt", section="S", kind="sentence", start=s, end=e, text=text[s:e], block=0)
+                  for i, (s, e) in enumerate(spans)]
+        ranked = _ranked(chunks, [(0, 0.9), (1, 0.01), (2, 0.01)])  # the answer scores low: it shares no words
+        return [p.text for p in select_passages(ranked, _Reader(text, chunks), relative=0.5, absolute=0.2, max_quotes=3)]
+
+    assert answer("Can it dissolve deposits? Not quite, it slows them. Unrelated.") == [
+        "Can it dissolve deposits? Not quite, it slows them."]
+    assert answer("It dissolves deposits. Not quite, it slows them. Unrelated.") == ["It dissolves deposits."]
