@@ -43,19 +43,25 @@ def free_port() -> int:
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    """Until the chat is mounted: app.py serves its JSON API first and logs "the chat is ready" once the chat is up
+    (the log, unlike a request, says so whether or not sign-in hides the chat's routes)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"app.py exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(url + "gradio_api/info", timeout=2) as response:
-                if response.status == 200:
+        log = log_path.read_text(errors="replace")
+        if "the chat could not be started" in log:
+            raise RuntimeError(f"app.py serves without its chat:\n{log}")
+        if "the chat is ready" in log:
+            try:
+                with urllib.request.urlopen(url + "gradio_api/info", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:  # up, and asking for sign-in (ASSISTANT_USERS or _API_TOKENS set)
                     return
-        except urllib.error.HTTPError as exc:
-            if exc.code == 401:  # up, and asking for sign-in (ASSISTANT_USERS or _API_TOKENS set)
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
         time.sleep(0.25)
     log = log_path.read_text(errors="replace")
     raise TimeoutError(f"app.py did not answer on {url} within {timeout:.0f} s:\n{log}")
