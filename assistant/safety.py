@@ -21,6 +21,7 @@ Two signals, either enough:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import re
@@ -107,6 +108,10 @@ def speaks_of_oneself(question: str) -> bool:
     return bool(_FIRST_PERSON.search(normalize(question)))
 
 
+#: Training messages whose vote `SafetyModel.emergency` reads.
+NEIGHBOURS = 7
+
+
 @dataclass(frozen=True)
 class SafetyModel:
     """Two linear classifiers over a question's embedding: an emergency now, and a request for personal advice."""
@@ -121,13 +126,13 @@ class SafetyModel:
     trained: dict[str, Any]
     exemplars: np.ndarray | None = None  # unit vectors of training messages, one row each (float32)
     exemplar_emergency: np.ndarray | None = None  # whether each exemplar is an emergency
-    neighbours: int = 7
+    neighbours: int = NEIGHBOURS
 
     def emergency(self, vector: np.ndarray) -> float:
         linear = float(1.0 / (1.0 + np.exp(-(vector @ self.emergency_coef + self.emergency_intercept))))
         if self.exemplars is None or self.exemplar_emergency is None:
             return linear
-        return 0.5 * linear + 0.5 * neighbour_vote(self.exemplars, self.exemplar_emergency, vector, self.neighbours)
+        return emergency_score(linear, neighbour_vote(self.exemplars, self.exemplar_emergency, vector, self.neighbours))
 
     def personal(self, vector: np.ndarray) -> float:
         return float(1.0 / (1.0 + np.exp(-(vector @ self.personal_coef + self.personal_intercept))))
@@ -145,19 +150,25 @@ class SafetyModel:
         vectors, labels = exemplars if exemplars is not None else (None, None)
         return cls(data["embedder"], np.asarray(e["coef"], float), float(e["intercept"]), float(e["threshold"]),
                    np.asarray(p["coef"], float), float(p["intercept"]), float(p["threshold"]), dict(data.get("trained", {})),
-                   vectors, labels, int(e.get("neighbours", 7)))
+                   vectors, labels, int(e.get("neighbours", NEIGHBOURS)))
 
     def save(self, path: Path) -> None:
         """Write the model as JSON at `path` and its exemplars beside it (`.npz`), checksummed in the JSON."""
         data = self.to_json()
         if self.exemplars is not None and self.exemplar_emergency is not None:
             exemplar_path = path.with_suffix(".npz")
-            with exemplar_path.open("wb") as f:
-                np.savez_compressed(f, vectors=self.exemplars.astype(np.float16), emergency=self.exemplar_emergency)
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, vectors=self.exemplars.astype(np.float16), emergency=self.exemplar_emergency)
+            exemplar_path.write_bytes(buffer.getvalue())
             data["emergency"]["neighbours"] = self.neighbours
             data["emergency"]["exemplars"] = {"file": exemplar_path.name,
-                                              "sha256": hashlib.sha256(exemplar_path.read_bytes()).hexdigest()}
+                                              "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}
         path.write_text(json.dumps(data, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+
+
+def emergency_score(linear: float | np.ndarray, vote: float | np.ndarray) -> float | np.ndarray:
+    """`SafetyModel.emergency`: the logistic regression's probability and the neighbours' vote, weighed alike."""
+    return 0.5 * linear + 0.5 * vote
 
 
 def neighbour_vote(exemplars: np.ndarray, labels: np.ndarray, vector: np.ndarray, k: int) -> float:
@@ -178,7 +189,7 @@ def _read_exemplars(path: Path, data: dict[str, Any]) -> tuple[np.ndarray, np.nd
     raw = exemplar_path.read_bytes()
     if hashlib.sha256(raw).hexdigest() != named["sha256"]:
         raise ValueError(f"{exemplar_path.name} does not match the checksum in {path.name}")
-    with np.load(exemplar_path) as arrays:
+    with np.load(io.BytesIO(raw)) as arrays:
         return arrays["vectors"].astype(np.float32), arrays["emergency"].astype(bool)
 
 

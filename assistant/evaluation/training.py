@@ -36,7 +36,6 @@ FOLDS = 5
 SEED = 20261202
 ANSWERED_TARGET = 0.95  # share of answerable tuning questions the threshold lets through (out of fold)
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
-NEIGHBOURS = 7  # the emergency classifier's nearest-neighbour vote
 
 
 @dataclass
@@ -226,9 +225,10 @@ def train_safety_model(samples: list[Sample], *, embedder: str, source: dict[str
     `messages` are further (question, kind, embedding) examples with no document behind them
     (`bank.load_messages`): emergencies, ordinary messages, personal and general questions.
     """
-    from assistant.safety import SafetyModel, is_emergency, is_personal_advice
+    from assistant.safety import NEIGHBOURS, SafetyModel, emergency_score, is_emergency, is_personal_advice
 
     vectors = np.array([s.vector for s in samples] + [m[2] for m in messages])
+    unit = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)  # what the vote compares
     kinds = np.array([s.item["kind"] for s in samples] + [m[1] for m in messages])
     questions = [(s.item.get("turns") or [s.item.get("question")])[-1] for s in samples] + [m[0] for m in messages]
     first_person = np.array([speaks_of_oneself(q) for q in questions])
@@ -240,14 +240,14 @@ def train_safety_model(samples: list[Sample], *, embedder: str, source: dict[str
         gate = first_person if kind == "personal" else np.ones(len(questions), dtype=bool)
         negatives = ~target & (kinds != "emergency") if kind == "personal" else ~target
         best = None
-        votes = _neighbour_votes(vectors, target) if kind == "emergency" else None
+        votes = _neighbour_votes(unit, target, NEIGHBOURS) if kind == "emergency" else None
         for c in C_GRID:
             logits = np.concatenate(_out_of_fold([v[None, :] for v in vectors], [np.array([t]) for t in target], c,
                                                  tuple(map(str, range(vectors.shape[1]))), balanced=True,
                                                  standardize=False))
             probs = 1.0 / (1.0 + np.exp(-logits))
             if votes is not None:  # as SafetyModel.emergency scores
-                probs = 0.5 * probs + 0.5 * votes
+                probs = emergency_score(probs, votes)
             for cut in np.linspace(0.05, 0.95, 91):
                 fire = matched | (gate & (probs >= cut))
                 recall, false_alarms = fire[target].mean(), fire[negatives].mean()
@@ -263,22 +263,20 @@ def train_safety_model(samples: list[Sample], *, embedder: str, source: dict[str
     trained = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **source, "questions": len(samples),
                "cross_validation": report}
     e, p = fitted["emergency"], fitted["personal"]
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    return SafetyModel(embedder, e[0], e[1], e[2], p[0], p[1], p[2], trained, unit.astype(np.float32),
-                       kinds == "emergency", NEIGHBOURS), report
+    return SafetyModel(embedder, e[0], e[1], e[2], p[0], p[1], p[2], trained, unit, kinds == "emergency",
+                       NEIGHBOURS), report
 
 
-def _neighbour_votes(vectors: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Each vector's `neighbour_vote` among the vectors of the other folds."""
+def _neighbour_votes(unit: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    """Each unit vector's `neighbour_vote` among the vectors of the other folds."""
     from assistant.safety import neighbour_vote
 
-    unit = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-    folds = _folds(len(vectors))
-    votes = np.zeros(len(vectors))
+    folds = _folds(len(unit))
+    votes = np.zeros(len(unit))
     for fold in range(FOLDS):
         train = folds != fold
         for i in np.flatnonzero(~train):
-            votes[i] = neighbour_vote(unit[train], target[train], unit[i], NEIGHBOURS)
+            votes[i] = neighbour_vote(unit[train], target[train], unit[i], k)
     return votes
 
 
