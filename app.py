@@ -37,7 +37,6 @@ import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
-from starlette.routing import Mount  # noqa: E402
 
 from assistant import Assistant, render  # noqa: E402
 from assistant.answer import DISCLAIMER  # noqa: E402
@@ -355,7 +354,7 @@ def _gradio_login(app: FastAPI) -> Callable[[str], "tuple[str, str] | None"]:
     issued: dict[str, str] = {}
 
     def session_cookie(token_id: str) -> tuple[str, str] | None:
-        gradio_app = next((route.app for route in app.routes if isinstance(route, Mount)), None)
+        gradio_app = api.mounted_chat(app)
         if gradio_app is None:  # the chat is not mounted yet: only the JSON API answers, and it needs no cookie
             return None
         value = issued.setdefault(token_id, secrets.token_urlsafe(32))
@@ -426,7 +425,7 @@ def mount_chat(
         show_error=False,  # errors are messages written by `render`, never exception text
         ssr_mode=False,
     )
-    return next(route.app for route in app.routes if isinstance(route, Mount))
+    return api.mounted_chat(app)
 
 
 #: The page at `/` while the chat is being built (a few seconds after start; the JSON API already answers).
@@ -449,15 +448,13 @@ async def chat_lifespan(app: FastAPI, build: Callable[[], Any]) -> AsyncIterator
 
     app.add_api_route("/", starting, methods=["GET"], include_in_schema=False)
     placeholder = app.router.routes[-1]
-    gradio_context: list[Any] = []
+    gradio_lifespan = contextlib.AsyncExitStack()
 
     async def mount() -> None:
         try:
             gradio_app = await asyncio.to_thread(build)
             app.router.routes.remove(placeholder)
-            context = gradio_app.router.lifespan_context(gradio_app)
-            await context.__aenter__()
-            gradio_context.append(context)
+            await gradio_lifespan.enter_async_context(gradio_app.router.lifespan_context(gradio_app))
             gradio_app.get_blocks().run_startup_events()
             await gradio_app.get_blocks().run_extra_startup_events()
             logger.info("the chat is ready")
@@ -471,8 +468,7 @@ async def chat_lifespan(app: FastAPI, build: Callable[[], Any]) -> AsyncIterator
         task.cancel()  # a stop during start-up: the chat is not mounted, nothing of Gradio's to shut down
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        for context in gradio_context:
-            await context.__aexit__(None, None, None)
+        await gradio_lifespan.aclose()
 
 
 def _refuse(message: str) -> NoReturn:

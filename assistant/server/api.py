@@ -103,16 +103,20 @@ def _bad_body(exc: ValidationError | RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}"
 
 
+def mounted_chat(app: Any) -> Any | None:
+    """The Gradio app mounted on `app` (it keeps signed-in sessions), or None while the chat is not mounted."""
+    return next((route.app for route in app.routes
+                 if isinstance(route, Mount) and hasattr(route.app, "tokens") and hasattr(route.app, "cookie_id")), None)
+
+
 def _gradio_user(request: Request) -> str | None:
     """The user a browser's Gradio session cookie belongs to, the check Gradio makes for its own routes."""
-    for route in request.app.routes:
-        if isinstance(route, Mount) and hasattr(route.app, "tokens") and hasattr(route.app, "cookie_id"):
-            gradio, cookies = route.app, request.cookies
-            token = cookies.get(f"access-token-{gradio.cookie_id}") or cookies.get(
-                f"access-token-unsecure-{gradio.cookie_id}"
-            )
-            return gradio.tokens.get(token) if token else None
-    return None
+    gradio = mounted_chat(request.app)
+    if gradio is None:
+        return None
+    cookies = request.cookies
+    token = cookies.get(f"access-token-{gradio.cookie_id}") or cookies.get(f"access-token-unsecure-{gradio.cookie_id}")
+    return gradio.tokens.get(token) if token else None
 
 
 def document_infos(documents: Sequence[Document], store: Any, corpus_dir: Any) -> list[DocumentInfo]:
