@@ -48,6 +48,7 @@ from assistant.server import api, binding, guards  # noqa: E402
 from assistant.server.auth import Credentials  # noqa: E402
 from assistant.server.uploads_ui import UPLOAD_TYPES, WORKING, Library, stored_documents, uploads_enabled  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
+from assistant.threads import limit_numeric_pools  # noqa: E402
 
 if TYPE_CHECKING:  # gradio takes seconds to import: `main` serves the JSON API first and mounts the chat after
     import gradio as gr
@@ -495,6 +496,7 @@ def main() -> None:
     if settings.encode_batch is None:  # serving: questions asked together are encoded together
         settings = settings.model_copy(update={"encode_batch": True})
     bot = Assistant.load(settings, on_rebuild=logger.info)
+    limit_numeric_pools()  # requests are the concurrency; a question's products are too small to share (assistant.threads)
     if settings.corpus_dir.is_dir():  # the corpus's documents as indexed: the sync has just read every file
         documents = stored_documents(bot.store, uploads=False)
     else:  # a serving machine for a Milvus collection need not hold the corpus: quotes come from the store

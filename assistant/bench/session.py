@@ -19,6 +19,7 @@ from assistant.bench.latency import bench_latency, latency_items
 from assistant.bench.machine import machine_info
 from assistant.bench.milvus import MILVUS_FILE_CHUNKS, bench_milvus
 from assistant.bench.scale import bench_scale, parse_kind
+from assistant.threads import limit_numeric_pools
 from assistant.bench.synthetic import DISTRIBUTIONS, word_distribution
 from assistant.embedding import resolve_model_path
 from assistant.settings import Settings
@@ -135,7 +136,8 @@ class BenchSession:
     def run_latency(self) -> dict[str, Any]:
         bot = self._assistant()
         try:
-            result = bench_latency(bot, self._questions(), self.floor_model.encode, rounds=self.options.rounds)
+            with limit_numeric_pools():  # as the app and `ask` answer (assistant.threads)
+                result = bench_latency(bot, self._questions(), self.floor_model.encode, rounds=self.options.rounds)
             stats = bot.store.stats()
         finally:
             bot.close()

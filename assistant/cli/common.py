@@ -74,14 +74,17 @@ def load_assistant(args: argparse.Namespace, backend: str | None = None, **overr
     """The assistant for the command line's settings, its store brought in line with the corpus."""
     from assistant import Assistant
     from assistant.stores import StoreError, StoreInvalid
+    from assistant.threads import limit_numeric_pools
 
     settings = settings_from(args, backend, **{k: v for k, v in overrides.items() if v is not None})
     if settings.sync_on_load:
         require_corpus(settings)
     try:
-        return Assistant.load(settings, embedder=make_embedder(settings), on_rebuild=reporter(args), show_progress=progress(args))
+        bot = Assistant.load(settings, embedder=make_embedder(settings), on_rebuild=reporter(args), show_progress=progress(args))
     except (StoreError, StoreInvalid) as exc:
         raise CliError(str(exc)) from exc
+    limit_numeric_pools()  # questions from here on, one at a time (see assistant.threads)
+    return bot
 
 
 def reporter(args: argparse.Namespace) -> Callable[[str], None]:
