@@ -218,7 +218,7 @@ class Assistant:
         # from every passage in cosine, yet plainly about one. Names the corpus uses, in a question that is
         # not an emergency, count as covered (the hand-set policy's second route, kept).
         covered = answerable >= threshold or (kind != "emergency" and facts[QUESTION_FEATURES.index("coverage")] > 0
-                                               and names_known(view, own))
+                                               and names_known(view, own, english_words()))
         probabilities = 1.0 / (1.0 + np.exp(-logits))
         return Judgement(text, search, own, own_vector, hits, probabilities, features, facts, answerable,
                          covered, kind, notice)

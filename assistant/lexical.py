@@ -13,7 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -56,19 +56,29 @@ def tokenize(text: str) -> list[str]:
 _NAME = re.compile(r"\b(?:[A-Z][a-z]+\w*|[A-Z]{2,}[a-z]?|\w*\d\w*)\b")
 
 
-def named_terms(text: str) -> list[str]:
+#: How often (in symspellpy's English word counts) a word may occur and still be a rare name: "Framingham",
+#: "glycinate" and "warfarin" (0.5 M) are under it; "World", "Cup", "France" (45 M and more) are everyday words.
+COMMON_WORD = 10_000_000
+
+
+def named_terms(text: str, english: Mapping[str, int] | None = None) -> list[str]:
     """Words that name something rather than phrase a question: capitalised words other than
     the first, acronyms ("CKD", "VSMCs") and tokens with digits ("K2", "2017"). Stemmed.
 
+    With `english` (word -> how often it is used), only names rare in English: an everyday word
+    capitalised ("World Cup") names nothing a small embedding model would not know.
+
     >>> named_terms("What did the Framingham study find in 2017?")
     ['framingham', '2017']
+    >>> named_terms("Who won the World Cup in Framingham?", {"world": 431934249, "cup": 45032014})
+    ['framingham']
     """
     first = re.match(r"\W*(\w+)", text)
     skip = first.start(1) if first else -1
     return [
         token
         for match in _NAME.finditer(text)
-        if match.start() != skip
+        if match.start() != skip and (english is None or english.get(match.group(0).lower(), 0) < COMMON_WORD)
         for token in tokenize(match.group(0))
         if len(token) > 1  # a lone digit or letter ("1" in "alert(1)") names nothing
     ]

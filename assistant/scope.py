@@ -10,7 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -27,9 +27,10 @@ def coverage(reader: ChunkReader, query: str) -> float:
     return idf_coverage(tokens, reader.document_frequencies(tokens), reader.count())
 
 
-def names_known(reader: ChunkReader, query: str) -> bool:
-    """True when the query names something (`lexical.named_terms`) and the corpus uses every such name."""
-    names = named_terms(query)
+def names_known(reader: ChunkReader, query: str, english: Mapping[str, int] | None = None) -> bool:
+    """True when the query names something (`lexical.named_terms`, only names rare in `english` when given)
+    and the corpus uses every such name."""
+    names = named_terms(query, english)
     if not names:
         return False
     df = reader.document_frequencies(names)

@@ -44,6 +44,16 @@ def test_names_are_known_only_when_the_corpus_uses_every_one():
     assert not names_known(reader, "what did the study find?")  # names nothing
 
 
+def test_everyday_words_capitalised_name_nothing_when_english_is_given():
+    # A corpus that mentions the World Health Organization and a cup of tea does not cover the World Cup.
+    reader = Frequencies({"world": 1, "cup": 2, "framingham": 1})
+    english = {"world": 431_934_249, "cup": 45_032_014, "warfarin": 515_790}
+    assert names_known(reader, "Who won the last World Cup?")  # without the word list: both names are "known"
+    assert not names_known(reader, "Who won the last World Cup?", english)  # no rare name left
+    assert names_known(reader, "What did the Framingham study find?", english)  # not an English word: a name
+    assert not names_known(reader, "Does Warfarin change the World Cup?", english)  # a rare name the corpus lacks
+
+
 def test_the_packaged_models_match_the_features_the_code_computes():
     import json
 
