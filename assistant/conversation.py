@@ -16,7 +16,10 @@ _REFERS_BACK = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|these|those|one|ones|he|she|his|her|former|latter|same)\b",
     re.IGNORECASE,
 )
-_CONTINUES = re.compile(r"^\s*(and|also|but|or|so|then|what about|how about|what else)\b", re.I)
+# A question that opens with a preposition before its question word ("by how much?", "for how long?", "at what
+# age?") continues the one before: on its own it asks about nothing.
+_CONTINUES = re.compile(r"^\s*(and|also|but|or|so|then|what about|how about|what else|"
+                        r"(by|for|in|at|from|to|until|since|with) (how|what|which|when|whom)\b)\b", re.I)
 # "that" refers back when it is what the question is about ("was that…", "is that true"), not when it joins clauses.
 _THAT = re.compile(r"(^\s*that\b|\b(is|was|does|did|do|are|were|why|how|about|of|in|from) that\b|\bthat (one|study|form|row|table|list|part|kind|type)\b)", re.I)
 

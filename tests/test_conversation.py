@@ -21,6 +21,12 @@ def test_follow_up_detection():
     assert not is_follow_up("What forms of magnesium supplements are there?")
 
 
+def test_a_question_word_after_a_preposition_continues_the_turn_before():
+    assert is_follow_up("by how much?") and is_follow_up("For how long should you keep going?")
+    assert is_follow_up("at what age?")
+    assert not is_follow_up("How much magnesium is in spinach?")
+
+
 def test_contextualize_joins_the_turn_it_leans_on():
     assert contextualize("Is it safe?", None) == ("Is it safe?", None)
     query, previous = contextualize("How bioavailable is it?", ["Which magnesium form is best for sleep?"])
