@@ -51,7 +51,9 @@ import numpy as np
 from assistant import Assistant
 from assistant.settings import Settings
 questions, rounds = json.loads(sys.argv[1]), int(sys.argv[2])
+from assistant.threads import limit_numeric_pools
 bot = Assistant.load(Settings(encode_batch=False))
+limit_numeric_pools()  # as app.py answers
 encoder = bot.embedder
 batch = (questions * 8)[:32]
 for q in questions: bot.ask(q)  # warm up
