@@ -154,23 +154,27 @@ def train_answer_model(samples: list[Sample], *, embedder: str, source: dict[str
         targets.append(bool(s.item["spans"]))
     rows_a, targets_a = np.array(rows), np.array(targets)
     documents = np.array([s.item["source"] for s in judged])
-    best_c2, best_refused, threshold = None, -1.0, 0.0
+    best_c2, best_refused, threshold, chosen = None, -1.0, 0.0, np.zeros(0)
     for c in C_GRID:
         probs = np.concatenate(_out_of_fold([r[None, :] for r in rows_a], [np.array([t]) for t in targets_a], c,
                                             QUESTION_FEATURES))
-        # The cut lets through ANSWERED_TARGET of the answerable questions of *each* document: a new document may
-        # be as hard to answer from as the hardest one here, and refusing a fair question costs trust too.
-        cut = min(float(np.quantile(probs[targets_a & (documents == d)], 1.0 - ANSWERED_TARGET))
-                  for d in np.unique(documents[targets_a]))
+        # The cut lets through ANSWERED_TARGET of the answerable tuning questions, all documents pooled. Letting
+        # through 95% of *each* document's (the cut of the hardest one) was tried with seven documents: leaving
+        # each document out in turn, it answered 0.961 and refused 0.556 of the left-out one on average, the
+        # pooled cut 0.956 and 0.621, with the same worst document (0.894 answered).
+        cut = float(np.quantile(probs[targets_a], 1.0 - ANSWERED_TARGET))
         refused = float(np.mean(probs[~targets_a] < cut))
-        report[f"answerable C={c}"] = {"refused at 95% answered on each document": round(refused, 4)}
+        report[f"answerable C={c}"] = {"refused at 95% answered": round(refused, 4)}
         if refused > best_refused:
-            best_c2, best_refused, threshold = c, refused, cut
+            best_c2, best_refused, threshold, chosen = c, refused, cut, probs
     scope = _fit(rows_a, targets_a, best_c2, QUESTION_FEATURES)
     probability_cut = float(1.0 / (1.0 + np.exp(-threshold)))
     answer_probs = scope.probabilities(rows_a[targets_a])
     emergency_cut = float(max(probability_cut, np.quantile(answer_probs, 0.5)))
-    report["answerable"] = {"C": best_c2, "threshold": round(probability_cut, 4), "refused (out of fold)": round(best_refused, 4)}
+    report["answerable"] = {"C": best_c2, "threshold": round(probability_cut, 4), "refused (out of fold)": round(best_refused, 4),
+                            "answered by document (out of fold)": {
+                                d: round(float(np.mean(chosen[targets_a & (documents == d)] >= threshold)), 4)
+                                for d in np.unique(documents[targets_a])}}
 
     relative, absolute, extend, quoting = _choose_quoting(answerable, rank)
     report["quoting"] = quoting
