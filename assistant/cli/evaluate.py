@@ -112,13 +112,6 @@ def run_bank(args: argparse.Namespace) -> int:
     return EXIT_FAILED if below else EXIT_OK
 
 
-#: Banks the safety classifiers are not trained on (the answer model is). With their questions as further
-#: non-emergencies, cross-validation chose a lower emergency cut (0.43 against 0.45) and "write me a poem" scored
-#: 0.46 (tests/test_quality.py): kept out until the emergency classifier copes with requests unlike any health
-#: question. Without them, training reproduces the safety model of the five earlier banks exactly.
-SAFETY_HELD_OUT = frozenset({"omega-3-fats.jsonl", "kidney-stones.jsonl"})
-
-
 def run_train(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
@@ -128,7 +121,7 @@ def run_train(args: argparse.Namespace) -> int:
     from assistant.scope import DEFAULT_ANSWER_MODEL
 
     banks = [args.bank] if args.bank else sorted(DEFAULT_BANK.parent.glob("*.jsonl"))
-    samples, sample_banks, embedder = [], [], None
+    samples, embedder = [], None
     with ExitStack() as stack:
         for number, bank in enumerate(banks):
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="assistant-train-"))
@@ -137,19 +130,15 @@ def run_train(args: argparse.Namespace) -> int:
                 overrides["index_dir"] = Path(workdir) / "index"
             bot = load_assistant(args, **overrides)
             stack.callback(bot.close)
-            collected = collect(bot, load_bank(bank, split="tune"))
-            samples += collected
-            sample_banks += [bank] * len(collected)
+            samples += collect(bot, load_bank(bank, split="tune"))
             embedder = bot.embedder.name
         message_files = sorted(SAFETY_MESSAGES.glob("*.jsonl")) if args.bank is None else []
         messages = load_messages(SAFETY_MESSAGES) if message_files else []
         vectors = bot.embedder.encode([m["question"] for m in messages]) if messages else []
         source = bank_source(banks + message_files)
         answer, answer_report = train_answer_model(samples, embedder=embedder, source=source)
-        safety_banks = [bank for bank in banks if bank.name not in SAFETY_HELD_OUT]
         safety, safety_report = train_safety_model(
-            [s for s, bank in zip(samples, sample_banks) if bank.name not in SAFETY_HELD_OUT], embedder=embedder,
-            source=bank_source(safety_banks + message_files),
+            samples, embedder=embedder, source=source,
             messages=[(m["question"], m["kind"], v) for m, v in zip(messages, vectors)])
     DEFAULT_ANSWER_MODEL.write_text(json.dumps(answer.to_json(), sort_keys=True, indent=1) + "\n", encoding="utf-8")
     safety.save(DEFAULT_SAFETY_MODEL)
