@@ -3,9 +3,9 @@
 numpy's and FAISS's OpenBLAS and FAISS's OpenMP start a pool of one thread per core, and their idle
 threads spin. A question's matrix products (one vector against a few thousand rows) are too small to
 share out, so in a process that answers questions those pools only take cores from ONNX Runtime,
-which has a pool of its own (`Settings.encode_threads`), and from concurrent requests. Measured on 2
-cores: `bench --only latency` 7.2 -> 6.3 ms a warm answer (encode alone 6.0 -> 4.6 ms); `app.py`
-under 40 clients 19 -> 9 ms of CPU a request, 84 -> 128 req/s.
+which has a pool of its own (one thread per physical core, `encoders.pipeline.Runtime`), and from
+concurrent requests. Measured on 2 cores: `bench --only latency` 7.2 -> 6.3 ms a warm answer (encode
+alone 6.0 -> 4.6 ms); `app.py` under 40 clients 19 -> 9 ms of CPU a request, 84 -> 128 req/s.
 
 Indexing keeps the pools: FAISS builds HNSW graphs on every core.
 """

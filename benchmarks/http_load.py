@@ -50,8 +50,8 @@ import json, sys, time
 import numpy as np
 from assistant import Assistant
 from assistant.settings import Settings
-questions, rounds = json.loads(sys.argv[1]), int(sys.argv[2])
 from assistant.threads import limit_numeric_pools
+questions, rounds = json.loads(sys.argv[1]), int(sys.argv[2])
 bot = Assistant.load(Settings(encode_batch=False))
 limit_numeric_pools()  # as app.py answers
 encoder = bot.embedder

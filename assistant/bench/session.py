@@ -19,10 +19,10 @@ from assistant.bench.latency import bench_latency, latency_items
 from assistant.bench.machine import machine_info
 from assistant.bench.milvus import MILVUS_FILE_CHUNKS, bench_milvus
 from assistant.bench.scale import bench_scale, parse_kind
-from assistant.threads import limit_numeric_pools
 from assistant.bench.synthetic import DISTRIBUTIONS, word_distribution
 from assistant.embedding import resolve_model_path
 from assistant.settings import Settings
+from assistant.threads import limit_numeric_pools
 
 PARTS = ("latency", "cold", "indexing", "scale")  # what runs by default
 ALL_PARTS = (*PARTS, "milvus")
