@@ -10,7 +10,9 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import AbstractSet, Any, Callable, Sequence
 
@@ -20,10 +22,12 @@ from assistant.answer import DISCLAIMER, cite, compose_answer, passages_of, sele
 from assistant.batching import BatchingEncoder
 from assistant.conversation import contextualize, join_turns
 from assistant.embedding import Embedder, embedder_for
-from assistant.features import QUESTION_FEATURES, candidate_features, question_features
+from assistant.encoders.pipeline import TokenVectors
+from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
+                                candidate_features, question_features)
 from assistant.indexing import open_synced
 from assistant.lexical import tokenize
-from assistant.models import Answer, DocumentSummary
+from assistant.models import Answer, Chunk, DocumentSummary
 from assistant.query import english_words, rewrite
 from assistant.retrieval import Hit, Retriever
 from assistant.safety import SafetyModel, load_safety_model, safety_notice
@@ -104,6 +108,51 @@ class Judgement:
     covered: bool
     kind: str | None  # "emergency", "personal" or None
     notice: str | None
+    tokens: TokenVectors | None = None  # the search's word pieces and their contextual vectors (learned policy)
+
+
+def _reads_features(model: AnswerModel, embedder: Embedder) -> bool:
+    """Whether `model` reads the features this version computes, with an encoder that gives them all."""
+    if model.rank.features != CANDIDATE_FEATURES or model.answerable.features != QUESTION_FEATURES:
+        logger.warning("the answer model was trained on other features than this version computes: "
+                       "using the hand-set scope policy (retrain: python -m assistant eval --train)")
+        return False
+    if not hasattr(embedder, "encode_tokens"):
+        logger.warning("encoder %s gives no token vectors: using the hand-set scope policy", embedder.name)
+        return False
+    return True
+
+
+class PassageTokens:
+    """The token vectors of passages, encoded when first needed and kept (thread-safe, bounded).
+
+    The answerability model compares a question's word pieces with those of its top passages. The same
+    passages come back question after question, so each is encoded once; the bound (`size` passages,
+    ~60 KB each) keeps a large corpus from holding them all. Keyed on the passage's embedding text, so a
+    changed document can never be served another text's vectors.
+    """
+
+    def __init__(self, embedder: Embedder, size: int = 2048) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._kept: OrderedDict[str, TokenVectors] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, chunks: Sequence[Chunk]) -> list[TokenVectors]:
+        texts = [c.embedding_text() for c in chunks]
+        with self._lock:
+            found = {t: self._kept[t] for t in texts if t in self._kept}
+            for t in found:
+                self._kept.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            _, pieces = self.embedder.encode_tokens(missing)
+            with self._lock:
+                for t, p in zip(missing, pieces):
+                    found[t] = self._kept[t] = p
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
+        return [found[t] for t in texts]
 
 
 class Assistant:
@@ -132,6 +181,7 @@ class Assistant:
         self.policy = ScopePolicy(threshold=settings.scope_threshold, coverage_weight=settings.coverage_weight)
         self.answer_model = answer_model
         self.safety_model = safety_model
+        self.passage_tokens = PassageTokens(embedder)
 
     @classmethod
     def load(
@@ -153,12 +203,15 @@ class Assistant:
             store, _ = open_synced(settings, embedder, on_change=on_rebuild, show_progress=show_progress)
         else:
             store = open_store(settings, model=embedder.name, dimension=embedder.dimension)
+        answer_model = load_answer_model(settings.answer_model, embedder.name) if settings.learned else None
+        if answer_model is not None and not _reads_features(answer_model, embedder):
+            answer_model = None
         if settings.encode_batch:  # after the sync: indexing has nothing to gather
             embedder = BatchingEncoder(embedder, max_wait=settings.encode_batch_wait_ms / 1000.0,
                                        max_batch=settings.encode_batch_size)
         return cls(
             settings=settings, store=store, embedder=embedder,
-            answer_model=load_answer_model(settings.answer_model, embedder.name) if settings.learned else None,
+            answer_model=answer_model,
             safety_model=load_safety_model(settings.safety_model, embedder.name) if settings.learned else None,
         )
 
@@ -178,21 +231,31 @@ class Assistant:
         # Scope is judged on the question's own words (the query is the question itself, unless it leans on the turn
         # before, whose words it borrows), with abbreviations replaced by their long forms.
         own = rewritten.scope
-        vectors = self.embedder.encode([search] if search == text else [search, text])
+        vectors, tokens = self._encode([search] if search == text else [search, text])
         kind, notice = safety_notice(text, vectors[-1], self.safety_model)
-        judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice, among)
+        judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice, among, tokens)
         if not judgement.covered and previous is not None and query == text:
             # Not covered alone, e.g. "Which organs improved?": read it with the turn before,
             # provided the passage that reading finds is still related to the question itself.
             joined = rewrite(join_turns(previous, text), vocabulary).text
-            retry = self._judge(view, text, joined, joined, self.embedder.encode([joined])[0], vectors[-1], kind, notice, among)
+            joined_vectors, joined_tokens = self._encode([joined])
+            retry = self._judge(view, text, joined, joined, joined_vectors[0], vectors[-1], kind, notice, among,
+                                joined_tokens)
             if retry.covered and self._related(view, vectors[-1], retry.hits[0]):
                 return retry
         return judgement
 
+    def _encode(self, texts: list[str]) -> tuple[np.ndarray, TokenVectors | None]:
+        """The rows of `texts`, and the first text's token vectors when the learned policy reads them."""
+        if self.answer_model is None:
+            return self.embedder.encode(texts), None
+        vectors, tokens = self.embedder.encode_tokens(texts)
+        return vectors, tokens[0]
+
     def _judge(
         self, view: ChunkReader, text: str, search: str, own: str, vector: np.ndarray, own_vector: np.ndarray,
         kind: str | None, notice: str | None, sources: frozenset[str] | None = None,
+        pieces: TokenVectors | None = None,
     ) -> Judgement:
         hits = self.retriever.search(search, k=self.settings.candidates, vector=vector, reader=view, sources=sources)
         empty = np.zeros(0)
@@ -211,7 +274,8 @@ class Assistant:
         logits = model.rank.logits(features)
         order = np.lexsort((np.arange(len(hits)), -logits))
         hits, features, logits = [hits[i] for i in order], features[order], logits[order]
-        facts = question_features(own, hits, logits, df, view.count(), english_words())
+        alignment = alignment_features(pieces, self.passage_tokens.get([h.chunk for h in hits[:ALIGNMENT_PASSAGES]]))
+        facts = question_features(own, hits, logits, df, view.count(), english_words(), alignment)
         answerable = float(model.answerable.probabilities(facts)[0])
         threshold = model.emergency_threshold if kind == "emergency" else model.threshold
         # A small embedding model knows little about rare names: "What did the Framingham study find?" is far
@@ -221,7 +285,7 @@ class Assistant:
                                                and names_known(view, own, english_words()))
         probabilities = 1.0 / (1.0 + np.exp(-logits))
         return Judgement(text, search, own, own_vector, hits, probabilities, features, facts, answerable,
-                         covered, kind, notice)
+                         covered, kind, notice, pieces)
 
     def ask(self, question: str, history: Sequence[Any] | None = None, sources: Sequence[str] | None = None) -> Answer:
         """Answer `question` (with earlier turns in `history`) from the corpus alone, or from `sources` alone.

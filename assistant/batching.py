@@ -72,11 +72,23 @@ class BatchingEncoder:
         texts = list(texts)
         if not texts or len(texts) > self.max_batch or show_progress:
             return self.encoder.encode(texts, batch_size=batch_size, show_progress=show_progress)
+        return self._submit(texts, False, batch_size)
+
+    def encode_tokens(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, list]:
+        """The rows and token vectors `encoder.encode_tokens(texts)` gives, batched like `encode`."""
+        texts = list(texts)
+        if not texts or len(texts) > self.max_batch:
+            return self.encoder.encode_tokens(texts, batch_size=batch_size)
+        return self._submit(texts, True, batch_size)
+
+    def _submit(self, texts: list[str], tokens: bool, batch_size: int):
         future: Future = Future()
         with self._lock:
             if self._closed.is_set():
+                if tokens:
+                    return self.encoder.encode_tokens(texts, batch_size=batch_size)
                 return self.encoder.encode(texts, batch_size=batch_size)
-            self._queue.put((texts, future))
+            self._queue.put((texts, future, tokens))
         return future.result()
 
     def _gather(self, first: tuple) -> tuple[list[tuple], bool]:
@@ -110,19 +122,24 @@ class BatchingEncoder:
         self._drain()
 
     def _encode(self, batch: list[tuple]) -> None:
-        texts = [text for item, _ in batch for text in item]
+        texts = [text for item, _, _ in batch for text in item]
+        tokens = any(wants for _, _, wants in batch)  # one pass gives both; token vectors only when asked
         try:
-            rows = self.encoder.encode(texts, batch_size=max(len(texts), 1))
+            if tokens:
+                rows, pieces = self.encoder.encode_tokens(texts, batch_size=max(len(texts), 1))
+            else:
+                rows, pieces = self.encoder.encode(texts, batch_size=max(len(texts), 1)), []
         except BaseException as exc:  # every waiting caller gets the error, the worker lives on
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.set_exception(exc)
             return
         self.batches += 1
         self.batched_texts += len(texts)
         start = 0
-        for item, future in batch:
-            future.set_result(rows[start : start + len(item)])
-            start += len(item)
+        for item, future, wants in batch:
+            end = start + len(item)
+            future.set_result((rows[start:end], pieces[start:end]) if wants else rows[start:end])
+            start = end
 
     def _drain(self) -> None:
         """Answer requests queued before the stop marker was seen (none can arrive after it)."""

@@ -35,7 +35,12 @@ _LOCK = threading.Lock()
 
 
 class Embedder(Protocol):
-    """Anything that turns texts into L2-normalised float32 rows."""
+    """Anything that turns texts into L2-normalised float32 rows.
+
+    The encoders here also have `encode_tokens(texts) -> (rows, [(word pieces, unit vectors), ...])`,
+    the same pass with each text's contextual token vectors: the answer model reads them
+    (`features.alignment_features`), and without them the hand-set scope policy is used.
+    """
 
     name: str
     dimension: int

@@ -16,7 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.lexical import idf, named_terms, tokenize
+from assistant.encoders.pipeline import TokenVectors
+from assistant.lexical import idf, named_terms, stopwords, tokenize
 from assistant.models import Chunk, embedding_text
 from assistant.retrieval import Hit
 
@@ -27,10 +28,17 @@ CANDIDATE_FEATURES = (
     "dense_rank", "bm25_rank", "length", "token_share", *(f"kind_{k}" for k in KINDS),
 )
 
+#: How well the question's words find a counterpart among the passages' words, in the encoder's own contextual
+#: token vectors (BERTScore-like): "Does cooking spinach reduce its magnesium content?" finds spinach and
+#: magnesium in "Leafy Greens: Spinach, kale, …" but nothing close to "cooking" — the passage is about the
+#: question's subject, not its point. Computed over the top candidate, and the best of the first three.
+ALIGNMENT_FEATURES = ("align_min", "align_weak", "align_best_mean", "align_best_min", "align_best_weak")
+ALIGNMENT_PASSAGES = 3
+
 QUESTION_FEATURES = (
     "best_dense", "best_rank_score", "rank_margin", "coverage", "best_chunk_share", "unknown_share",
     "unknown_english", "unknown_commonness", "names_unknown", "length", "wants_number_missing",
-    "unknown_health_entity", "unknown_population", "unknown_anatomy", "unknown_commerce",
+    "unknown_health_entity", "unknown_population", "unknown_anatomy", "unknown_commerce", *ALIGNMENT_FEATURES,
 )
 
 #: Groups of `health_lexicon` categories, one question feature each: the question names a term of the group
@@ -139,11 +147,54 @@ def candidate_features(hits: Sequence[Hit], query_tokens: Sequence[str], df: dic
     return np.array(rows, dtype=float)
 
 
+@lru_cache(maxsize=1)
+def _not_content() -> frozenset[str]:
+    return stopwords() | _FILLER
+
+
+def content_pieces(pieces: Sequence[str]) -> list[int]:
+    """Positions of the word pieces that carry a question's content: not punctuation, not a stop word or a
+    question-shaping word standing alone (a piece continued by `##…` is part of a longer word)."""
+    stop = _not_content()
+    keep = []
+    for i, piece in enumerate(pieces):
+        if not any(ch.isalnum() for ch in piece):
+            continue
+        whole = not piece.startswith("##") and not (i + 1 < len(pieces) and pieces[i + 1].startswith("##"))
+        if whole and piece.lower() in stop:
+            continue
+        keep.append(i)
+    return keep
+
+
+def alignment_features(question: TokenVectors | None, passages: Sequence[TokenVectors]) -> np.ndarray:
+    """The `ALIGNMENT_FEATURES` of a question's token vectors against its ranked passages' (best first).
+
+    For each content piece of the question, its best cosine to any piece of a passage; then, for the top
+    passage, the lowest of those and the share under 0.40; over the first `ALIGNMENT_PASSAGES`, the best mean,
+    the best lowest and the smallest share under 0.55. A question with no content word ("thanks, that
+    helps") or no passage aligns with nothing: best cosines 0, every share 1.
+    """
+    keep = content_pieces(question[0]) if question is not None else []
+    if not keep or not passages:
+        return np.array([0.0, 1.0, 0.0, 0.0, 1.0])
+    rows = question[1][keep]
+    stats = []
+    for _, vectors in passages[:ALIGNMENT_PASSAGES]:
+        best = (rows @ vectors.T).max(axis=1) if len(vectors) else np.zeros(len(rows))
+        stats.append((float(best.mean()), float(best.min()), float(np.mean(best < 0.40)), float(np.mean(best < 0.55))))
+    top = stats[0]
+    return np.array([top[1], top[2], max(s[0] for s in stats), max(s[1] for s in stats), min(s[3] for s in stats)])
+
+
 def question_features(
     question: str, hits: Sequence[Hit], rank_scores: np.ndarray, df: dict[str, int], n: int,
-    english: dict[str, int],
+    english: dict[str, int], alignment: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The row of `QUESTION_FEATURES` for `question` (as rewritten for search) and its ranked candidates."""
+    """The row of `QUESTION_FEATURES` for `question` (as rewritten for search) and its ranked candidates.
+
+    `alignment` is `alignment_features` of the question against the ranked candidates (zeros if not given).
+    """
     tokens = tokenize(question)
     weights = {t: idf(df.get(t, 0), n) for t in tokens}
     total = sum(weights.values()) or 1.0
@@ -174,4 +225,5 @@ def question_features(
         min(len(tokens), 20) / 10.0,
         float(wants_number_missing),
         *(float(n > 0) for n in unknown_health_terms(tokens, df).values()),
+        *(alignment if alignment is not None else np.zeros(len(ALIGNMENT_FEATURES))),
     ], dtype=float)

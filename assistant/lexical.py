@@ -30,7 +30,7 @@ def _stemmer():
 
 
 @lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
+def stopwords() -> frozenset[str]:
     _bm25s()
     from bm25s.stopwords import STOPWORDS_EN_PLUS
 
@@ -49,7 +49,7 @@ def words(text: str) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """Stemmed content tokens: what BM25 indexes and what scope checks compare."""
-    stop = _stopwords()
+    stop = stopwords()
     return _stemmer().stemWords([w for w in words(text) if w not in stop and w != "_"])
 
 

@@ -60,6 +60,41 @@ def test_concurrent_calls_share_one_encoder_call_and_get_their_own_rows():
     assert len(inner.sizes) < len(questions) and max(inner.sizes) > 1, inner.sizes
 
 
+class TokenFake(FakeEmbedder):
+    """The fake embedder, also giving each word its own one-row "token vector"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token_calls = 0
+
+    def encode_tokens(self, texts, *, batch_size: int = 64):
+        self.token_calls += 1
+        words = FakeEmbedder()  # not counted: `calls` counts passes of the encoder
+        return self.encode(texts), [(tuple(t.split()), words.encode(t.split() or [""])) for t in texts]
+
+
+def test_token_requests_are_batched_with_plain_ones_and_each_caller_gets_its_own():
+    inner = TokenFake()
+    questions = QUESTIONS * 2
+    with BatchingEncoder(inner, max_wait=0.02, max_batch=32) as encoder:
+        start = threading.Barrier(len(questions))
+
+        def one(i: int):
+            start.wait()
+            return encoder.encode_tokens([questions[i]]) if i % 2 else encoder.encode([questions[i]])
+
+        with ThreadPoolExecutor(len(questions)) as pool:
+            results = list(pool.map(one, range(len(questions))))
+    for i, result in enumerate(results):
+        if i % 2:
+            rows, pieces = result
+            np.testing.assert_array_equal(rows, FakeEmbedder().encode([questions[i]]))
+            assert len(pieces) == 1 and pieces[0][0] == tuple(questions[i].split())
+        else:
+            np.testing.assert_array_equal(result, FakeEmbedder().encode([questions[i]]))
+    assert inner.calls < len(questions)  # they were gathered, and one pass gave rows and tokens
+
+
 def test_a_batch_never_holds_more_than_max_batch_texts():
     inner = SlowFake(delay=0.01)
     questions = [f"question number {i}" for i in range(20)]

@@ -369,3 +369,24 @@ def test_truncated_real_export_is_exported_again(real_cache: Path, tmp_path: Pat
     embedder = OnnxEmbedder(BUNDLED_MODEL, cache_dir=cache)
     assert (folder / "model.onnx").stat().st_size > 50_000_000
     assert ((embedder.encode(texts[:8]) * expected[:8]).sum(axis=1)).min() >= 0.9999
+
+
+@pytest.mark.slow
+def test_token_vectors_come_with_the_rows_and_match_sentence_transformers(real_cache: Path, reference) -> None:
+    """The answerability model reads word-piece vectors; both encoders give the same ones, from the same pass."""
+    from assistant.settings import BUNDLED_MODEL
+
+    torch_embedder, texts, _ = reference
+    embedder = OnnxEmbedder(BUNDLED_MODEL, cache_dir=real_cache)
+    sample = [*texts[:20], "", "Mg & K2?"]
+    rows, pieces = embedder.encode_tokens(sample)
+    np.testing.assert_allclose(rows, embedder.encode(sample), atol=1e-6)
+    want_rows, want_pieces = torch_embedder.encode_tokens(sample)
+    assert (rows * want_rows).sum(axis=1).min() >= 0.9999
+    for (tokens, vectors), (want_tokens, want_vectors) in zip(pieces, want_pieces):
+        assert tokens == want_tokens and "[CLS]" not in tokens and "[SEP]" not in tokens
+        assert vectors.shape == (len(tokens), embedder.dimension)
+        if len(tokens):
+            np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+            assert (vectors * want_vectors).sum(axis=1).min() >= 0.9999
+    assert pieces[-1][0] == ("mg", "&", "k", "##2", "?")  # word pieces, as the tokenizer splits

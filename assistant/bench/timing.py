@@ -65,6 +65,14 @@ class TimedEmbedder:
             self.seconds += time.perf_counter() - started
             self.calls += 1
 
+    def encode_tokens(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, list]:
+        started = time.perf_counter()
+        try:
+            return self.inner.encode_tokens(texts, batch_size=batch_size)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.calls += 1
+
 
 def time_searches(search: Callable[[Any], Any], queries: Iterable[Any]) -> tuple[list[float], list[Any]]:
     """Time `search(query)` for every query, one at a time, as the assistant searches; (seconds, results)."""

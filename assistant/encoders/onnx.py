@@ -49,7 +49,7 @@ import numpy as np
 
 from assistant.encoders.export import EXPORT_FORMAT, SHARED_NAME_MIN_COSINE, export_onnx, source_files
 from assistant.corpus import sha256_hex, sha256_path
-from assistant.encoders.pipeline import MANIFEST, ONNX_FILE, TOKENIZER_FILE, Runtime, physical_cores
+from assistant.encoders.pipeline import MANIFEST, ONNX_FILE, TOKENIZER_FILE, Runtime, TokenVectors, physical_cores
 from assistant.encoders.reference import model_label, resolve_model_path
 from assistant.settings import BUNDLED_MODEL
 
@@ -266,3 +266,18 @@ class OnnxEmbedder:
             if progress is not None:
                 progress.close()
         return out
+
+    def encode_tokens(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, list[TokenVectors]]:
+        """`encode`'s rows and, per text, its word pieces with their unit contextual vectors (same pass)."""
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        texts = list(texts)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        pieces: list[TokenVectors] = [((), np.zeros((0, self.dimension), dtype=np.float32))] * len(texts)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows], batch = self._runtime.encode_batch_tokens([texts[i] for i in rows])
+            for i, item in zip(rows, batch):
+                pieces[i] = item
+        return out, pieces

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+#: A text's word pieces and their unit contextual vectors, one row per piece (special tokens left out).
+TokenVectors = tuple[tuple[str, ...], np.ndarray]
+
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST = "manifest.json"
@@ -190,6 +193,14 @@ class Runtime:
         self.modes = tuple(pipeline["pooling"])
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:
+        return self.encode_batch_tokens(texts, tokens=False)[0]
+
+    def encode_batch_tokens(self, texts: list[str], *, tokens: bool = True) -> tuple[np.ndarray, list[TokenVectors]]:
+        """Unit rows, and (with `tokens`) each text's word pieces with their unit contextual vectors.
+
+        The token vectors are the transformer's output before pooling, so they cost nothing more than
+        the sentence vector; special tokens ([CLS], [SEP]) and padding are left out.
+        """
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -197,4 +208,12 @@ class Runtime:
         if "token_type_ids" in self.inputs:
             feed["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
         hidden = self.session.run([self.output], {k: v for k, v in feed.items() if k in self.inputs})[0]
-        return normalize_rows(pool_tokens(hidden, mask, self.modes))
+        rows = normalize_rows(pool_tokens(hidden, mask, self.modes))
+        if not tokens:
+            return rows, []
+        pieces = []
+        for i, encoding in enumerate(encodings):
+            keep = [j for j, (m, special) in enumerate(zip(encoding.attention_mask, encoding.special_tokens_mask))
+                    if m and not special]
+            pieces.append((tuple(encoding.tokens[j] for j in keep), normalize_rows(hidden[i, keep])))
+        return rows, pieces

@@ -64,3 +64,20 @@ class SentenceTransformerEmbedder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_tokens(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, list]:
+        """`encode`'s rows and, per text, its word pieces with their unit contextual vectors (one pass)."""
+        outputs = self._model.encode(list(texts), batch_size=batch_size, output_value=None, normalize_embeddings=True)
+        tokenizer = self._model.tokenizer
+        special = set(tokenizer.all_special_ids)
+        rows, pieces = [], []
+        for out in outputs:
+            rows.append(out["sentence_embedding"].float().cpu().numpy())
+            ids = out["input_ids"].tolist()
+            mask = out["attention_mask"].tolist()
+            keep = [j for j, (i, m) in enumerate(zip(ids, mask)) if m and i not in special]
+            hidden = out["token_embeddings"].float().cpu().numpy()[keep]
+            norms = np.maximum(np.linalg.norm(hidden, axis=1, keepdims=True), 1e-12)
+            pieces.append((tuple(tokenizer.convert_ids_to_tokens([ids[j] for j in keep])),
+                           np.ascontiguousarray(hidden / norms, dtype=np.float32)))
+        return np.ascontiguousarray(np.array(rows).reshape(len(rows), self.dimension), dtype=np.float32), pieces

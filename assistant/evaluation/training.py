@@ -24,7 +24,8 @@ import numpy as np
 
 from assistant.answer import select_passages
 from assistant.evaluation.bank import overlaps
-from assistant.features import CANDIDATE_FEATURES, QUESTION_FEATURES, candidate_features, question_features
+from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
+                                candidate_features, question_features)
 from assistant.lexical import tokenize
 from assistant.query import english_words
 from assistant.safety import speaks_of_oneself
@@ -52,6 +53,13 @@ class Sample:
     vector: np.ndarray
     df: dict[str, int]
     n: int
+    tokens: Any = None  # the search's token vectors (`Judgement.tokens`)
+    passages: Any = None  # the assistant's `PassageTokens`: token vectors of any candidate
+
+    def alignment(self, order: Sequence[int]) -> np.ndarray:
+        """`alignment_features` of the question against its candidates ranked in `order`."""
+        chunks = [self.hits[i].chunk for i in list(order)[:ALIGNMENT_PASSAGES]]
+        return alignment_features(self.tokens, self.passages.get(chunks) if self.passages is not None else [])
 
 
 def collect(bot, items: Sequence[dict[str, Any]]) -> list[Sample]:
@@ -63,12 +71,13 @@ def collect(bot, items: Sequence[dict[str, Any]]) -> list[Sample]:
         for item in items:
             turns = item.get("turns") or [item["question"]]
             judged = bot.inspect(turns[-1], turns[:-1])
+            pieces = bot.embedder.encode_tokens([judged.search])[1][0]  # as the learned policy encodes it
             tokens = sorted(set(tokenize(judged.search)) | set(tokenize(judged.own)))
             df = view.document_frequencies(tokens)
             features = candidate_features(judged.hits, tokenize(judged.search), df, view.count())
             labels = np.array([answers(h.chunk, item) for h in judged.hits], dtype=bool)
             samples.append(Sample(view, bot.settings.top_k, item, judged.hits, features, labels, judged.own, judged.vector,
-                                  df, view.count()))
+                                  df, view.count(), pieces, bot.passage_tokens))
     finally:
         bot.answer_model = saved
     return samples
@@ -150,7 +159,8 @@ def train_answer_model(samples: list[Sample], *, embedder: str, source: dict[str
         if logits is None:
             logits = rank.logits(s.features)
         order = np.lexsort((np.arange(len(logits)), -logits))
-        rows.append(question_features(s.own, [s.hits[i] for i in order], logits[order], s.df, s.n, english))
+        rows.append(question_features(s.own, [s.hits[i] for i in order], logits[order], s.df, s.n, english,
+                                      s.alignment(order)))
         targets.append(bool(s.item["spans"]))
     rows_a, targets_a = np.array(rows), np.array(targets)
     documents = np.array([s.item["source"] for s in judged])
