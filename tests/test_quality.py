@@ -70,6 +70,12 @@ def test_out_of_scope_is_refused_without_quotes(bot):
     assert not answer.grounded and answer.citations == [] and answer.disclaimer == DISCLAIMER
 
 
+def test_a_name_the_corpus_uses_does_not_make_any_question_about_it_covered(bot):
+    """The study is in the article; its size, or a normal score, are not: the name alone does not answer."""
+    assert bot.ask("What did the Framingham study find about magnesium?").grounded
+    assert not bot.ask("How many participants were enrolled in the Framingham study?").grounded
+
+
 def test_list_question_quotes_the_list(bot):
     answer = bot.ask("Which foods provide magnesium?")
     assert any("Leafy Greens" in c.quote for c in answer.citations)
