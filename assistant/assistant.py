@@ -181,7 +181,9 @@ class Assistant:
         self.policy = ScopePolicy(threshold=settings.scope_threshold, coverage_weight=settings.coverage_weight)
         self.answer_model = answer_model
         self.safety_model = safety_model
-        self.passage_tokens = PassageTokens(embedder)
+        # Passages are encoded straight away, not gathered with questions: a cache miss is rare, and the batcher
+        # counts questions.
+        self.passage_tokens = PassageTokens(embedder.encoder if isinstance(embedder, BatchingEncoder) else embedder)
 
     @classmethod
     def load(
