@@ -25,7 +25,7 @@ KINDS = ("sentence", "list_item", "table_row", "list", "table")
 
 CANDIDATE_FEATURES = (
     "dense", "dense_gap", "bm25_share", "fused_gap", "block_gap", "previous_dense", "next_dense",
-    "dense_rank", "bm25_rank", "length", "token_share", *(f"kind_{k}" for k in KINDS),
+    "dense_rank", "bm25_rank", "length", "token_share", "rare_match", "has_rarest", *(f"kind_{k}" for k in KINDS),
 )
 
 #: How well the question's words find a counterpart among the passages' words, in the encoder's own contextual
@@ -130,18 +130,23 @@ def candidate_features(hits: Sequence[Hit], query_tokens: Sequence[str], df: dic
         block_best[key] = max(block_best.get(key, -1.0), h.dense)
     weights = {t: idf(df.get(t, 0), n) for t in set(query_tokens)}
     total = sum(weights.values()) or 1.0
+    # The rarest query word the corpus uses, and how close to it each chunk's rarest match comes: "is rhubarb bad
+    # for kidney stones" is answered by the one list item naming rhubarb, far from the question in cosine.
+    known = {t: w for t, w in weights.items() if df.get(t, 0) > 0}
+    rarest = max(known.values(), default=0.0) or 1.0
     dense_rank, bm25_rank = _rank_map(dense), _rank_map(lexical)
     dense_gap, fused_gap = dense - dense.max(), fused - fused.max()
     rows = []
     for j, h in enumerate(hits):
         c = h.chunk
         tokens = _tokens_of(c)
+        rare = max((w for t, w in known.items() if t in tokens), default=0.0) / rarest
         rows.append([
             h.dense, dense_gap[j], share[j], fused_gap[j],
             block_best[(c.source, c.block)] - h.dense,
             by_place.get((c.source, c.block, c.id - 1), 0.0), by_place.get((c.source, c.block, c.id + 1), 0.0),
             dense_rank[j], bm25_rank[j], math.log1p(len(c.text)) / 7.0,
-            sum(w for t, w in weights.items() if t in tokens) / total,
+            sum(w for t, w in weights.items() if t in tokens) / total, rare, float(rare >= 0.999),
             *(float(c.kind == k) for k in KINDS),
         ])
     return np.array(rows, dtype=float)

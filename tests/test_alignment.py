@@ -73,3 +73,19 @@ def test_passage_tokens_are_encoded_once_and_the_cache_stays_bounded():
     assert len(encoder.texts) == 3
     cache.get([chunk(1, "Magnesium")])
     assert encoder.texts == ["Spinach kale", "Magnesium", "Cooking", "Magnesium"]
+
+
+def test_the_chunk_holding_the_rarest_known_query_word_is_marked():
+    """"is rhubarb bad for kidney stones": the one item naming rhubarb, not the many about kidney stones."""
+    from assistant.features import CANDIDATE_FEATURES, candidate_features
+    from assistant.retrieval import Hit
+
+    hits = [Hit(chunk(0, "Kidney stones pass in the urine"), 0.5, 0.5, 2.0),
+            Hit(chunk(1, "Rhubarb, in pies and jams"), 0.3, 0.3, 3.0),
+            Hit(chunk(2, "Kidney stones and rhubarb"), 0.4, 0.4, 4.0)]
+    df = {"rhubarb": 2, "kidney": 40, "stone": 40, "bad": 0}  # "bad": a word the corpus does not use
+    rows = candidate_features(hits, ["rhubarb", "bad", "kidney", "stone"], df, 100)
+    has_rarest = rows[:, CANDIDATE_FEATURES.index("has_rarest")]
+    rare = rows[:, CANDIDATE_FEATURES.index("rare_match")]
+    assert has_rarest.tolist() == [0.0, 1.0, 1.0]
+    assert 0 < rare[0] < 1 and rare[1] == rare[2] == 1.0
