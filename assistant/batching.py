@@ -7,7 +7,8 @@ seconds after the first request for others (bounded by `max_batch` texts), encod
 one call of the wrapped encoder, and gives each caller its own rows. Everything after encoding
 (retrieval, ranking, quoting) stays per question, in the caller's thread.
 
-Trade-offs: a lone caller pays the wait bound (1 ms by default) plus a thread hand-off; a batch pads
+Trade-offs: a caller pays at most the wait bound (1 ms by default), and only while the last batch
+held several requests, plus a thread hand-off; a batch pads
 its texts to the longest one, so a row may differ from the unbatched row by float rounding
 (~1e-7), never in what is retrieved. Calls with more texts than `max_batch` (indexing) bypass the
 worker and go straight to the encoder.
@@ -62,6 +63,7 @@ class BatchingEncoder:
         self.batches = 0  # encoder calls made by the worker, and the texts they held: for tests and benchmarks
         self.batched_texts = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._together = False  # the last batch held more than one request
         self._closed = threading.Event()
         self._lock = threading.Lock()  # orders "closed?" checks against the stop marker
         self._worker = threading.Thread(target=self._run, name="encode-batcher", daemon=True)
@@ -95,7 +97,10 @@ class BatchingEncoder:
         """`first` and the requests that arrive within `max_wait` of it, up to `max_batch` texts; and
         whether the stop marker was met."""
         batch, size = [first], len(first[0])
-        deadline = time.monotonic() + self.max_wait
+        # Wait for others only while questions come together: after a batch of one (a lone caller, a quiet
+        # server) the next batch takes what is queued and goes. Under load, requests queue while the encoder
+        # runs, so a batch of several soon brings the wait back.
+        deadline = time.monotonic() + (self.max_wait if self._together else 0.0)
         while size < self.max_batch:
             try:
                 left = deadline - time.monotonic()
@@ -118,6 +123,7 @@ class BatchingEncoder:
             if first is _STOP:
                 break
             batch, stopping = self._gather(first)
+            self._together = len(batch) > 1
             self._encode(batch)
         self._drain()
 

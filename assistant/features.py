@@ -115,41 +115,41 @@ def _rank_map(values: np.ndarray) -> np.ndarray:
 
 
 def candidate_features(hits: Sequence[Hit], query_tokens: Sequence[str], df: dict[str, int], n: int) -> np.ndarray:
-    """One row of `CANDIDATE_FEATURES` per hit, in the order of `hits`."""
+    """One row of `CANDIDATE_FEATURES` per hit, in the order of `hits` (column by column: it runs per question)."""
     if not hits:
         return np.zeros((0, len(CANDIDATE_FEATURES)))
+    chunks = [h.chunk for h in hits]
     dense = np.array([h.dense for h in hits])
     lexical = np.array([h.lexical for h in hits])
     top = lexical.max()
     share = lexical / top if top > 0 else np.zeros_like(lexical)
     fused = 0.8 * dense + 0.2 * share
-    by_place = {(h.chunk.source, h.chunk.block, h.chunk.id): h.dense for h in hits}
+    by_place = {(c.source, c.block, c.id): d for c, d in zip(chunks, dense.tolist())}
     block_best: dict[tuple[str, int], float] = {}
-    for h in hits:
-        key = (h.chunk.source, h.chunk.block)
-        block_best[key] = max(block_best.get(key, -1.0), h.dense)
-    weights = {t: idf(df.get(t, 0), n) for t in set(query_tokens)}
-    total = sum(weights.values()) or 1.0
+    for c, d in zip(chunks, dense.tolist()):
+        key = (c.source, c.block)
+        if d > block_best.get(key, -1.0):
+            block_best[key] = d
+    terms = sorted(set(query_tokens))
+    weights = np.array([idf(df.get(t, 0), n) for t in terms])
+    total = float(weights.sum()) or 1.0
     # The rarest query word the corpus uses, and how close to it each chunk's rarest match comes: "is rhubarb bad
     # for kidney stones" is answered by the one list item naming rhubarb, far from the question in cosine.
-    known = {t: w for t, w in weights.items() if df.get(t, 0) > 0}
-    rarest = max(known.values(), default=0.0) or 1.0
-    dense_rank, bm25_rank = _rank_map(dense), _rank_map(lexical)
-    dense_gap, fused_gap = dense - dense.max(), fused - fused.max()
-    rows = []
-    for j, h in enumerate(hits):
-        c = h.chunk
-        tokens = _tokens_of(c)
-        rare = max((w for t, w in known.items() if t in tokens), default=0.0) / rarest
-        rows.append([
-            h.dense, dense_gap[j], share[j], fused_gap[j],
-            block_best[(c.source, c.block)] - h.dense,
-            by_place.get((c.source, c.block, c.id - 1), 0.0), by_place.get((c.source, c.block, c.id + 1), 0.0),
-            dense_rank[j], bm25_rank[j], math.log1p(len(c.text)) / 7.0,
-            sum(w for t, w in weights.items() if t in tokens) / total, rare, float(rare >= 0.999),
-            *(float(c.kind == k) for k in KINDS),
-        ])
-    return np.array(rows, dtype=float)
+    known = weights * np.array([df.get(t, 0) > 0 for t in terms], dtype=float)
+    rarest = float(known.max(initial=0.0)) or 1.0
+    contains = np.array([[t in tokens for t in terms] for tokens in map(_tokens_of, chunks)], dtype=float)
+    contains = contains.reshape(len(chunks), len(terms))
+    rare = (contains * known).max(axis=1, initial=0.0) / rarest
+    kinds = [c.kind for c in chunks]
+    return np.column_stack([
+        dense, dense - dense.max(), share, fused - fused.max(),
+        np.array([block_best[(c.source, c.block)] for c in chunks]) - dense,
+        [by_place.get((c.source, c.block, c.id - 1), 0.0) for c in chunks],
+        [by_place.get((c.source, c.block, c.id + 1), 0.0) for c in chunks],
+        _rank_map(dense), _rank_map(lexical), np.log1p([len(c.text) for c in chunks]) / 7.0,
+        contains @ weights / total, rare, rare >= 0.999,
+        *([kind == k for kind in kinds] for k in KINDS),
+    ]).astype(float)
 
 
 @lru_cache(maxsize=1)

@@ -125,6 +125,18 @@ def test_a_lone_caller_waits_no_longer_than_the_bound():
     assert float(np.median(took)) < 0.05 + 0.1, took
 
 
+def test_a_quiet_encoder_does_not_wait_for_company():
+    """After a batch of one, the next lone call is encoded at once: a 2 s bound is never waited out."""
+    inner = SlowFake(delay=0.0)
+    with BatchingEncoder(inner, max_wait=0.1) as encoder:
+        encoder.max_wait = 2.0  # past the constructor's check: a bound no call may be seen to wait
+        started = time.perf_counter()
+        for question in QUESTIONS:
+            encoder.encode([question])
+        took = time.perf_counter() - started
+    assert took < 2.0 and inner.sizes == [1] * len(QUESTIONS), (took, inner.sizes)
+
+
 def test_an_encoder_error_reaches_every_caller_and_the_worker_survives():
     class Failing(FakeEmbedder):
         def encode(self, texts, **kwargs):

@@ -24,13 +24,14 @@ def latency_items(path: Path) -> list[tuple[str, list[str]]]:
 
 
 def bench_latency(
-    bot: Any, items: Sequence[tuple[str, Sequence[str]]], floor: Callable[[str], object], *, rounds: int = 3, warmup: int = 5
+    bot: Any, items: Sequence[tuple[str, Sequence[str]]], floor: Callable[[str], object], *, rounds: int = 3, warmup: int | None = None
 ) -> dict[str, Any]:
     """Warm `bot.ask` against `floor` (one bare encode of the same question), interleaved.
 
     The assistant's embedder (and its retriever's, the same object) is wrapped for the run, so
     the answer time also splits into the encoder's share and the rest (retrieval, BM25, fusion,
-    quoting), which should be near zero.
+    quoting), which should be near zero. Warm means every cache warm: the first `warmup` items (all by
+    default) are asked once, untimed, so that their passages' token vectors are encoded before timing.
     """
     if not items:
         raise ValueError("the question set is empty: pass a JSONL file with at least one question")
