@@ -6,7 +6,9 @@ asks for a personal dose or diagnosis gets `PERSONAL_NOTICE`. Neither replaces t
 Two signals, either enough:
 
 * the patterns below, matched on the normalised question (lower-case, NFKC): the words people
-  use when they name the emergency ("chest pain", "overdose"); each has a test in tests/test_safety.py;
+  use when they name the emergency ("chest pain", "overdose") — counted when the message speaks of a
+  case, not in a general question about the condition — and descriptions that are emergencies in any
+  form ("I took 20 pills"); each has a test in tests/test_safety.py;
 * `SafetyModel`: classifiers over the question's sentence embedding — the vector the assistant
   computes anyway, so it costs no encoder pass — trained on the question bank's tuning part and
   on training-only messages (tests/bank/safety/), which describe emergencies in everyday words
@@ -46,8 +48,10 @@ PERSONAL_NOTICE = (
     "Only a healthcare professional who knows your situation can advise you on that."
 )
 
-#: Descriptions of an emergency happening now.
-EMERGENCY_PATTERNS: tuple[str, ...] = (
+#: Names of emergencies. A question only about one ("Can magnesium prevent a heart attack?", "What is chest pain
+#: a sign of?") is not one happening now: these count when the message speaks of a case (`names_a_case`); the
+#: classifier still reads every message.
+CONDITION_PATTERNS: tuple[str, ...] = (
     r"\bchest (pain|pressure|tightness)\b",
     r"\b(pain|pressure|tightness) in (my|his|her|their|the|your) chest\b",
     r"\bheart attack\b",
@@ -55,8 +59,17 @@ EMERGENCY_PATTERNS: tuple[str, ...] = (
     r"\bshort(ness)? of breath\b",
     r"\b(stroke|face (is )?droop\w*|slurred speech|sudden (numbness|weakness|confusion))\b",
     r"\bover ?dos(e|ed|ing)\b",
-    r"\b(took|taken|swallowed) (too many|too much|a whole (bottle|pack))\b",
     r"\b(poison(ed|ing)?)\b",
+    r"\b(unconscious|passed out|not breathing|unresponsive|seizure|convulsi\w+)\b",
+    r"\b(severe|heavy) bleeding\b",
+    r"\b(anaphyla\w+|throat (is )?(swelling|closing))\b",
+)
+
+#: Descriptions of an emergency happening now, whatever the form of the message.
+EMERGENCY_PATTERNS: tuple[str, ...] = (
+    r"\b(took|taken|swallowed) (too many|too much|a whole (bottle|pack))\b",
+    r"\b(took|taken|swallowed|ate|had) (all|\d{2,}|twenty|thirty|forty|fifty|a (whole |full )?(bottle|handful|pack|box|packet))"
+    r"\b[^.?!]{0,40}\b(pills?|tablets?|capsules?|gummies|vitamins|supplements|of (my|his|her|the) \w+)\b",
     r"\bsuicid\w*\b",
     r"\b(kill|hurt|harm) (myself|me)\b",
     r"\bself[- ]harm\w*\b",
@@ -66,9 +79,6 @@ EMERGENCY_PATTERNS: tuple[str, ...] = (
     r"\bbetter off without me\b",
     r"\b(no|any) (reason|point) (to live|in living|in being alive)\b",
     r"\bdon'?t want to (live|be alive)\b",
-    r"\b(unconscious|passed out|not breathing|unresponsive|seizure|convulsi\w+)\b",
-    r"\b(severe|heavy) bleeding\b",
-    r"\b(anaphyla\w+|throat (is )?(swelling|closing))\b",
 )
 
 #: Requests for a dose, a diagnosis or advice about the asker's own case.
@@ -87,12 +97,33 @@ PERSONAL_PATTERNS: tuple[str, ...] = (
 )
 
 _EMERGENCY = [re.compile(p) for p in EMERGENCY_PATTERNS]
+_CONDITION = [re.compile(p) for p in CONDITION_PATTERNS]
 _PERSONAL = [re.compile(p) for p in PERSONAL_PATTERNS]
+_GENERAL_QUESTION = re.compile(
+    r"^\W*(what|what's|whats|which|why|how|when|where|who|can|could|does|do|did|is|are|was|were|should|would|will|"
+    r"may|might|tell me|explain|define)\b")
+_A_CASE = re.compile(
+    r"\b(i|i'm|im|i've|ive|me|my|mine|myself|we|we're|our|us|he|he's|hes|she|she's|shes|him|his|her|they're|them|"
+    r"someone|somebody|this|these|now|happening|currently|ambulance|911|999|112)\b")
+
+
+def names_a_case(question: str) -> bool:
+    """Whether a message speaks of someone's situation rather than asking about a subject in general.
+
+    >>> names_a_case("Can magnesium prevent a heart attack?"), names_a_case("is this a heart attack?")
+    (False, True)
+    >>> names_a_case("chest pain and sweating"), names_a_case("What are the signs of a stroke in my dad?")
+    (True, True)
+    """
+    text = normalize(question)
+    return not _GENERAL_QUESTION.search(text) or bool(_A_CASE.search(text))
 
 
 def is_emergency(question: str) -> bool:
+    """The patterns' verdict: an emergency described in so many words, or an emergency named about a case."""
     text = normalize(question)
-    return any(p.search(text) for p in _EMERGENCY)
+    return any(p.search(text) for p in _EMERGENCY) or (
+        any(p.search(text) for p in _CONDITION) and names_a_case(question))
 
 
 def is_personal_advice(question: str) -> bool:

@@ -22,6 +22,10 @@ from assistant.safety import EMERGENCY_NOTICE, PERSONAL_NOTICE, safety_notice
     "everyone would be better off without me",
     "there is no reason to live anymore",
     "I don't want to live like this",
+    "I took 20 magnesium pills at once",
+    "my toddler ate a handful of my iron tablets",
+    "is this a heart attack?",
+    "chest pain and my left arm is numb",
 ])
 def test_emergencies_get_the_emergency_notice_first(question):
     assert safety_notice(question) == ("emergency", EMERGENCY_NOTICE)
@@ -48,6 +52,18 @@ def test_personal_dosing_or_diagnosis_gets_the_personal_notice(question):
     "What is a healthy calcium to magnesium ratio?",
 ])
 def test_ordinary_questions_get_no_notice(question):
+    assert safety_notice(question) == (None, None)
+
+
+@pytest.mark.parametrize("question", [
+    "Can magnesium prevent a heart attack?",
+    "Does low magnesium raise stroke risk?",
+    "What is chest pain a sign of?",
+    "Is an overdose of magnesium possible?",
+    "What causes shortness of breath?",
+])
+def test_a_question_about_an_emergency_is_not_one_by_its_words_alone(question):
+    """The patterns name emergencies; a general question naming one is left to the classifier (none here)."""
     assert safety_notice(question) == (None, None)
 
 
