@@ -138,7 +138,6 @@ def candidate_features(hits: Sequence[Hit], query_tokens: Sequence[str], df: dic
     known = weights * np.array([df.get(t, 0) > 0 for t in terms], dtype=float)
     rarest = float(known.max(initial=0.0)) or 1.0
     contains = np.array([[t in tokens for t in terms] for tokens in map(_tokens_of, chunks)], dtype=float)
-    contains = contains.reshape(len(chunks), len(terms))
     rare = (contains * known).max(axis=1, initial=0.0) / rarest
     kinds = [c.kind for c in chunks]
     return np.column_stack([
@@ -194,11 +193,11 @@ def alignment_features(question: TokenVectors | None, passages: Sequence[TokenVe
 
 def question_features(
     question: str, hits: Sequence[Hit], rank_scores: np.ndarray, df: dict[str, int], n: int,
-    english: dict[str, int], alignment: np.ndarray | None = None,
+    english: dict[str, int], alignment: np.ndarray,
 ) -> np.ndarray:
     """The row of `QUESTION_FEATURES` for `question` (as rewritten for search) and its ranked candidates.
 
-    `alignment` is `alignment_features` of the question against the ranked candidates (zeros if not given).
+    `alignment` is `alignment_features` of the question against the ranked candidates.
     """
     tokens = tokenize(question)
     weights = {t: idf(df.get(t, 0), n) for t in tokens}
@@ -230,5 +229,5 @@ def question_features(
         min(len(tokens), 20) / 10.0,
         float(wants_number_missing),
         *(float(n > 0) for n in unknown_health_terms(tokens, df).values()),
-        *(alignment if alignment is not None else np.zeros(len(ALIGNMENT_FEATURES))),
+        *alignment,
     ], dtype=float)

@@ -244,12 +244,22 @@ class OnnxEmbedder:
         Texts are sorted by length (longest first, as sentence-transformers does) before batching, so
         that a batch pads to similar lengths; the rows are put back in input order.
         """
+        return self._encode(texts, batch_size, tokens=False, show_progress=show_progress)[0]
+
+    def encode_tokens(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, list[TokenVectors]]:
+        """`encode`'s rows and, per text, its word pieces with their unit contextual vectors (same pass)."""
+        return self._encode(texts, batch_size, tokens=True, show_progress=False)
+
+    def _encode(
+        self, texts: Sequence[str], batch_size: int, *, tokens: bool, show_progress: bool
+    ) -> tuple[np.ndarray, list[TokenVectors]]:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
         texts = list(texts)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        pieces: list[TokenVectors] = [((), np.zeros((0, self.dimension), dtype=np.float32))] * len(texts) if tokens else []
         if not texts:
-            return out
+            return out, pieces
         order = np.argsort([-len(t) for t in texts], kind="stable")
         progress = None
         if show_progress:
@@ -259,25 +269,16 @@ class OnnxEmbedder:
         try:
             for start in range(0, len(texts), batch_size):
                 rows = order[start : start + batch_size]
-                out[rows] = self._runtime.encode_batch([texts[i] for i in rows])
+                batch = [texts[i] for i in rows]
+                if tokens:
+                    out[rows], found = self._runtime.encode_batch_tokens(batch)
+                    for i, item in zip(rows, found):
+                        pieces[i] = item
+                else:
+                    out[rows] = self._runtime.encode_batch(batch)
                 if progress is not None:
                     progress.update(len(rows))
         finally:
             if progress is not None:
                 progress.close()
-        return out
-
-    def encode_tokens(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, list[TokenVectors]]:
-        """`encode`'s rows and, per text, its word pieces with their unit contextual vectors (same pass)."""
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be > 0, got {batch_size}")
-        texts = list(texts)
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        pieces: list[TokenVectors] = [((), np.zeros((0, self.dimension), dtype=np.float32))] * len(texts)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            out[rows], batch = self._runtime.encode_batch_tokens([texts[i] for i in rows])
-            for i, item in zip(rows, batch):
-                pieces[i] = item
         return out, pieces

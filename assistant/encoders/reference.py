@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from assistant.encoders.pipeline import normalize_rows
 from assistant.settings import BUNDLED_MODEL
 
 
@@ -76,8 +77,6 @@ class SentenceTransformerEmbedder:
             ids = out["input_ids"].tolist()
             mask = out["attention_mask"].tolist()
             keep = [j for j, (i, m) in enumerate(zip(ids, mask)) if m and i not in special]
-            hidden = out["token_embeddings"].float().cpu().numpy()[keep]
-            norms = np.maximum(np.linalg.norm(hidden, axis=1, keepdims=True), 1e-12)
             pieces.append((tuple(tokenizer.convert_ids_to_tokens([ids[j] for j in keep])),
-                           np.ascontiguousarray(hidden / norms, dtype=np.float32)))
+                           normalize_rows(out["token_embeddings"].float().cpu().numpy()[keep])))
         return np.ascontiguousarray(np.array(rows).reshape(len(rows), self.dimension), dtype=np.float32), pieces
