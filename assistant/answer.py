@@ -96,6 +96,7 @@ def passages_of(hits: Sequence[Hit]) -> list[Passage]:
 
 
 _SENTENCE_ENDS = re.compile(r"[.!?](\s|$)")
+_LIST_MARKER = re.compile(r"(\n\s*([-*+•]|\d{1,3}[.)]|\|))+$")
 
 
 def _joinable(gap: str, kind: str) -> bool:
@@ -129,7 +130,9 @@ def select_passages(
       a role…", is quoted with the one that names them);
     * chunks of one paragraph, list or table that are adjacent — or, for sentences, one
       sentence apart — become one passage, so "Magnesium helps prevent this…" comes with the
-      sentence it continues, in document order, still an exact span.
+      sentence it continues, in document order, still an exact span;
+    * a sentence and the list or table its paragraph leads into (through nothing but a lead-in ending
+      with ":") become one passage too.
     """
     if not ranked:
         return []
@@ -175,6 +178,18 @@ def _stretch(first: Chunk, last: Chunk, text: str | None) -> Chunk:
     return first.model_copy(update={"end": last.end, "text": text[first.start : last.end], "kind": last.kind})
 
 
+def _introduces(sentence: Chunk, following: Chunk, gap: str) -> bool:
+    """Whether `following` (a list or table, or its first member) is what `sentence`'s paragraph leads into.
+
+    "A balanced diet … is the best first step. Here are some excellent dietary sources:" then the list:
+    with the sentence and the list both quoted, they are one passage, lead-in included.
+    """
+    if sentence.kind != "sentence" or following.kind == "sentence" or following.block != sentence.block + 1:
+        return False
+    lead = _LIST_MARKER.sub("", gap.strip()).strip()
+    return not lead or (lead.endswith(":") and len(lead) <= 400 and not _SENTENCE_ENDS.search(lead))
+
+
 def _merge(pieces: list[tuple[Chunk, float, Chunk]], reader: ChunkReader) -> list[Passage]:
     ordered = sorted(pieces, key=lambda item: (item[0].source, item[0].start, -item[1]))
     groups: list[list[tuple[Chunk, float, Chunk]]] = []
@@ -186,6 +201,9 @@ def _merge(pieces: list[tuple[Chunk, float, Chunk]], reader: ChunkReader) -> lis
             text = reader.document_text(span.source)
             same_place = last.source == span.source and (last.block == span.block or span.start < end)
             if same_place and (span.start < end or (text is not None and _joinable(text[end : span.start], span.kind))):
+                groups[-1].append(piece)
+                continue
+            if last.source == span.source and text is not None and _introduces(last, span, text[end : span.start]):
                 groups[-1].append(piece)
                 continue
         groups.append([piece])

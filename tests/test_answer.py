@@ -154,3 +154,19 @@ def test_a_question_the_document_asks_brings_the_sentence_that_answers_it():
     assert answer("Can it dissolve deposits? Not quite, it slows them. Unrelated.") == [
         "Can it dissolve deposits? Not quite, it slows them."]
     assert answer("It dissolves deposits. Not quite, it slows them. Unrelated.") == ["It dissolves deposits."]
+
+
+def test_a_sentence_and_the_list_its_paragraph_leads_into_are_one_passage():
+    text = "Diet matters. Eat well first. Good sources:\n- Nuts\n- Beans\n\nOther text."
+    spans = [(0, 13, "sentence", 0), (14, 29, "sentence", 0), (30, 43, "sentence", 0)]
+    chunks = [Chunk(id=i, source="a.txt", section="S", kind=k, start=s, end=e, text=text[s:e], block=b)
+              for i, (s, e, k, b) in enumerate(spans)]
+    nuts, beans = text.index("Nuts"), text.index("Beans") + 5
+    chunks.append(Chunk(id=3, source="a.txt", section="S", kind="list", start=nuts, end=beans, text=text[nuts:beans],
+                        block=1))
+    reader = _Reader(text, chunks)
+    both = select_passages(_ranked(chunks, [(1, 0.9), (3, 0.8)]), reader, relative=0.5, absolute=0.2, max_quotes=3)
+    assert [(p.text, p.highlight) for p in both] == [(text[14:beans], (14, 29))]
+    # a sentence two sentences before the lead-in is another passage
+    apart = select_passages(_ranked(chunks, [(0, 0.9), (3, 0.8)]), reader, relative=0.5, absolute=0.2, max_quotes=3)
+    assert [p.text for p in apart] == ["Diet matters.", "Nuts\n- Beans"]
