@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from assistant.encoders.pipeline import TokenVectors
-from assistant.lexical import idf, named_terms, stopwords, tokenize
+from assistant.lexical import HEALTH_LEXICON, idf, named_terms, stopwords, tokenize
 from assistant.models import Chunk, embedding_text
 from assistant.retrieval import Hit
 
@@ -76,11 +76,10 @@ def _tokens_of(chunk: Chunk) -> frozenset[str]:
 @lru_cache(maxsize=1)
 def health_lexicon() -> dict[str, dict[str, tuple[tuple[str, ...], ...]]]:
     """Health terms (assistant/data/health_lexicon.txt) as token sequences, by `LEXICON_GROUPS` group and first token."""
-    path = Path(__file__).resolve().parent / "data" / "health_lexicon.txt"
     group_of = {category: group for group, categories in LEXICON_GROUPS.items() for category in categories}
     by_first: dict[str, dict[str, set[tuple[str, ...]]]] = {}
     group = None
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in HEALTH_LEXICON.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if line.startswith("# category:"):
             group = group_of.get(line.split(":", 1)[1].strip())

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -45,6 +46,18 @@ def normalize(text: str) -> str:
 def words(text: str) -> list[str]:
     """The normalised words of `text`, stop words included, unstemmed."""
     return _WORD.findall(normalize(text))
+
+
+#: Health terms, one a line under "# category: …" lines: `assistant.features` reads scope signals from them, and
+#: `assistant.query` never takes one of their words for a typo ("statins" is not "starting").
+HEALTH_LEXICON = Path(__file__).resolve().parent / "data" / "health_lexicon.txt"
+
+
+@lru_cache(maxsize=1)
+def health_words() -> frozenset[str]:
+    """Every word of the health lexicon's terms, normalised and unstemmed ("statin", "warfarin", "aplastic")."""
+    lines = HEALTH_LEXICON.read_text(encoding="utf-8").splitlines()
+    return frozenset(w for line in lines if not line.startswith("#") for w in words(line.replace("-", " ")))
 
 
 def tokenize(text: str) -> list[str]:

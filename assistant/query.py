@@ -9,13 +9,14 @@ Before retrieval, each word the corpus does not use is looked at:
   MIT) is taken for a typo and replaced by the nearest corpus word (rapidfuzz, Damerau–Levenshtein
   distance ≤ 1, or ≤ 2 for words of seven letters or more; same first letter preferred, then the
   more frequent word);
-* an English word the corpus does not use ("tofu", "migraines") is left as it is: it is what tells
-  the scope decision that the question is about something the corpus does not cover.
+* an English word the corpus does not use ("tofu", "migraines"), or a word of the health lexicon
+  ("statins", "alendronate"), is left as it is: it is what tells the scope decision that the question
+  is about something the corpus does not cover.
 
 Only the search query changes: what is quoted is always the document's own text.
 
 Example:
-    >>> from assistant.lexical import Vocabulary
+    >>> from assistant.lexical import Vocabulary, health_words
     >>> vocab = Vocabulary({"magnesium": 9, "constipation": 2, "which": 3}, {"CKD": "chronic kidney disease"})
     >>> rewrite("wich magnesuim helps constipaton", vocab).text
     'which magnesium helps constipation'
@@ -31,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from assistant.lexical import Vocabulary
+from assistant.lexical import Vocabulary, health_words
 
 #: Abbreviations people use in questions about health, matched case-sensitively first, then lower-cased.
 ABBREVIATIONS: dict[str, str] = {
@@ -88,6 +89,12 @@ def _limit(word: str) -> int:
     return 2 if len(word) >= 7 else 1
 
 
+def _health_word(lower: str) -> bool:
+    """Whether `lower`, or its singular, is a word of the health lexicon: a name of medicine, not a typo."""
+    known = health_words()
+    return lower in known or (lower.endswith("s") and (lower[:-1] in known or (lower.endswith("es") and lower[:-2] in known)))
+
+
 def correct_word(word: str, vocabulary: Vocabulary) -> str | None:
     """The corpus word `word` is most likely a misspelling of, or None."""
     from rapidfuzz import process
@@ -126,7 +133,7 @@ def rewrite(text: str, vocabulary: Vocabulary) -> Rewritten:
             replaced[len(out)] = long_form
             out.append(f"{word} {long_form}")
             continue
-        if lower in vocabulary.words or lower in english or "'" in lower:
+        if lower in vocabulary.words or lower in english or "'" in lower or _health_word(lower):
             out.append(word)
             continue
         fixed = correct_word(word, vocabulary)

@@ -33,3 +33,10 @@ def test_short_or_distant_words_are_not_forced_onto_the_corpus():
     assert correct_word("zzzzzzzz", VOCAB) is None
     assert correct_word("ab", VOCAB) is None
     assert correct_word("crystal", Vocabulary({"crystals": 1, "brystal": 5})) == "crystals"  # same first letter first
+
+
+def test_words_of_the_health_lexicon_are_names_not_typos():
+    vocab = Vocabulary({"starting": 4, "magnesium": 9, "interact": 1, "calendar": 1})
+    for question in ("Does magnesium interact with statins?", "magnesium and alendronate"):
+        assert rewrite(question, vocab).text == question  # "statins" is two edits from "starting"
+    assert rewrite("magnesuim and statins", vocab).text == "magnesium and statins"
