@@ -119,11 +119,32 @@ def names_a_case(question: str) -> bool:
     return not _GENERAL_QUESTION.search(text) or bool(_A_CASE.search(text))
 
 
+# A condition named as something long past: "had a stroke 3 years ago", "a heart attack back in 2015",
+# "a history of seizures". Hours, days and weeks are not long past.
+_LONG_AGO_AFTER = re.compile(
+    r"^[^.?!,;]{0,25}?\b(\w+ (years?|months?) ago|(a few|several|many) (years|months) ago|last (year|summer|winter|spring|"
+    r"autumn|fall)|back in|in (19|20)\d\d|as a (child|kid|teen(ager)?))\b")
+_LONG_AGO_BEFORE = re.compile(r"\b(history of|survived|recovered from|years after|since (his|her|my|their))( (a|an|my|his|her|the))?\s*$")
+
+
+def _long_past(text: str, match: re.Match[str]) -> bool:
+    return bool(_LONG_AGO_AFTER.search(text[match.end():match.end() + 60])
+                or _LONG_AGO_BEFORE.search(text[max(0, match.start() - 30):match.start()]))
+
+
 def is_emergency(question: str) -> bool:
-    """The patterns' verdict: an emergency described in so many words, or an emergency named about a case."""
+    """The patterns' verdict: an emergency described in so many words, or an emergency named about a case.
+
+    A condition named as long past ("my mum had a heart attack back in 2015") is history, not an emergency.
+
+    >>> is_emergency("I had a stroke 3 years ago, can magnesium help?"), is_emergency("my dad is having a stroke")
+    (False, True)
+    """
     text = normalize(question)
-    return any(p.search(text) for p in _EMERGENCY) or (
-        any(p.search(text) for p in _CONDITION) and names_a_case(question))
+    if any(p.search(text) for p in _EMERGENCY):
+        return True
+    named = [m for p in _CONDITION for m in p.finditer(text)]
+    return any(not _long_past(text, m) for m in named) and names_a_case(question)
 
 
 def is_personal_advice(question: str) -> bool:

@@ -67,6 +67,18 @@ def test_a_question_about_an_emergency_is_not_one_by_its_words_alone(question):
     assert safety_notice(question) == (None, None)
 
 
+@pytest.mark.parametrize("message, emergency", [
+    ("my mum had a heart attack back in 2015 and recovered well, is magnesium good for her heart?", False),
+    ("I had a stroke 3 years ago, can magnesium help prevent another?", False),
+    ("after my overdose in 2019 my kidneys were damaged, does magnesium matter?", False),
+    ("she has a history of seizures, which magnesium form is gentlest?", False),
+    ("I had a heart attack 2 years ago and now I have chest pain again", True),
+    ("my husband had chest pain an hour ago and it is back", True),
+])
+def test_a_condition_long_past_is_history_not_an_emergency(message, emergency):
+    assert (safety_notice(message)[0] == "emergency") is emergency
+
+
 def _model(emergency_axis: int = 0, personal_axis: int = 1):
     import numpy as np
 
