@@ -24,7 +24,7 @@ from assistant.conversation import contextualize, join_turns
 from assistant.embedding import Embedder, embedder_for
 from assistant.encoders.pipeline import TokenVectors
 from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
-                                candidate_features, question_features)
+                                candidate_features, has_content, question_features)
 from assistant.indexing import open_synced
 from assistant.lexical import tokenize
 from assistant.models import Answer, Chunk, DocumentSummary
@@ -108,7 +108,8 @@ class Judgement:
     covered: bool
     kind: str | None  # "emergency", "personal" or None
     notice: str | None
-    tokens: TokenVectors | None = None  # the search's word pieces and their contextual vectors (learned policy)
+    tokens: TokenVectors | None = None  # the word pieces of `aligned` and their contextual vectors (learned policy)
+    aligned: str = ""  # the text whose word pieces are aligned with the passages': the search, or a follow-up itself
 
 
 def _reads_features(model: AnswerModel, embedder: Embedder) -> bool:
@@ -233,36 +234,41 @@ class Assistant:
         # Scope is judged on the question's own words (the query is the question itself, unless it leans on the turn
         # before, whose words it borrows), with abbreviations replaced by their long forms.
         own = rewritten.scope
-        vectors, tokens = self._encode([search] if search == text else [search, text])
+        # Word alignment reads the search's word pieces, but those of a follow-up with content words of its own:
+        # "what about vitamin K1?" after a question on K2 is covered if K1 is, not because the earlier turn is.
+        aligned = text if query != text and has_content(text) else search
+        texts = [search] if search == text else [search, text]
+        vectors, tokens = self._encode(texts, texts.index(aligned))
         kind, notice = safety_notice(text, vectors[-1], self.safety_model)
-        judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice, among, tokens)
+        judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice, among, tokens, aligned)
         if not judgement.covered and previous is not None and query == text:
             # Not covered alone, e.g. "Which organs improved?": read it with the turn before,
             # provided the passage that reading finds is still related to the question itself.
             joined = rewrite(join_turns(previous, text), vocabulary).text
             joined_vectors, joined_tokens = self._encode([joined])
             retry = self._judge(view, text, joined, joined, joined_vectors[0], vectors[-1], kind, notice, among,
-                                joined_tokens)
+                                joined_tokens, joined)
             if retry.covered and self._related(view, vectors[-1], retry.hits[0]):
                 return retry
         return judgement
 
-    def _encode(self, texts: list[str]) -> tuple[np.ndarray, TokenVectors | None]:
-        """The rows of `texts`, and the first text's token vectors when the learned policy reads them."""
+    def _encode(self, texts: list[str], aligned: int = 0) -> tuple[np.ndarray, TokenVectors | None]:
+        """The rows of `texts`, and the token vectors of `texts[aligned]` when the learned policy reads them."""
         if self.answer_model is None:
             return self.embedder.encode(texts), None
         vectors, tokens = self.embedder.encode_tokens(texts)
-        return vectors, tokens[0]
+        return vectors, tokens[aligned]
 
     def _judge(
         self, view: ChunkReader, text: str, search: str, own: str, vector: np.ndarray, own_vector: np.ndarray,
         kind: str | None, notice: str | None, sources: frozenset[str] | None = None,
-        pieces: TokenVectors | None = None,
+        pieces: TokenVectors | None = None, aligned: str = "",
     ) -> Judgement:
         hits = self.retriever.search(search, k=self.settings.candidates, vector=vector, reader=view, sources=sources)
         empty = np.zeros(0)
         if not hits:
-            return Judgement(text, search, own, own_vector, [], empty, empty, empty, 0.0, False, kind, notice)
+            return Judgement(text, search, own, own_vector, [], empty, empty, empty, 0.0, False, kind, notice,
+                             aligned=aligned)
         model = self.answer_model
         if model is None:  # the hand-set policy: covered or not, and the retrieval order
             best = max(h.dense for h in hits)
@@ -270,7 +276,8 @@ class Assistant:
             named = covered_share > 0 and names_known(view, search, english_words())  # only names rare in English
             covered = self.policy.covers(best, covered_share, named)
             scores = np.array([h.score for h in hits])
-            return Judgement(text, search, own, own_vector, hits, scores, empty, empty, float(covered), covered, kind, notice)
+            return Judgement(text, search, own, own_vector, hits, scores, empty, empty, float(covered), covered, kind, notice,
+                             aligned=aligned)
         tokens = sorted(set(tokenize(search)) | set(tokenize(own)))
         df = view.document_frequencies(tokens)
         features = candidate_features(hits, tokenize(search), df, view.count())
@@ -288,7 +295,7 @@ class Assistant:
         covered = answerable >= threshold
         probabilities = 1.0 / (1.0 + np.exp(-logits))
         return Judgement(text, search, own, own_vector, hits, probabilities, features, facts, answerable,
-                         covered, kind, notice, pieces)
+                         covered, kind, notice, pieces, aligned)
 
     def ask(self, question: str, history: Sequence[Any] | None = None, sources: Sequence[str] | None = None) -> Answer:
         """Answer `question` (with earlier turns in `history`) from the corpus alone, or from `sources` alone.

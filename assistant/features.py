@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from assistant.encoders.pipeline import TokenVectors
-from assistant.lexical import HEALTH_LEXICON, idf, named_terms, stopwords, tokenize
+from assistant.lexical import HEALTH_LEXICON, idf, named_terms, stopwords, tokenize, words
 from assistant.models import Chunk, embedding_text
 from assistant.retrieval import Hit
 
@@ -153,6 +153,16 @@ def candidate_features(hits: Sequence[Hit], query_tokens: Sequence[str], df: dic
 @lru_cache(maxsize=1)
 def _not_content() -> frozenset[str]:
     return stopwords() | _FILLER
+
+
+def has_content(text: str) -> bool:
+    """Whether `text` has a word that names something: not a stop word, not a question-shaping word.
+
+    >>> has_content("and what about vitamin K1?"), has_content("who gets it then?")
+    (True, False)
+    """
+    stop = _not_content()
+    return any(w not in stop for w in words(text))
 
 
 def content_pieces(pieces: Sequence[str]) -> list[int]:

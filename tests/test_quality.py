@@ -131,6 +131,17 @@ def test_unrelated_question_after_a_covered_one_is_refused(bot):
     assert follow.grounded and "stomach and lungs" in follow.citations[0].quote
 
 
+def test_a_follow_up_naming_something_new_is_judged_on_its_own_words(bot):
+    """The earlier turn's words made "what about zinc?" look covered; the follow-up's own words decide."""
+    for history, follow_up in (("What does vitamin K2 do?", "what about zinc?"),
+                               ("Which foods have magnesium?", "and which have iron?")):
+        judged = bot.inspect(follow_up, [history])
+        assert judged.aligned == follow_up and not judged.covered
+    for follow_up in ("and for constipation?", "and for the heart?"):
+        assert bot.ask(follow_up, history=["Which magnesium form is best for sleep?"]).grounded
+    assert bot.inspect("by how much?", ["Does magnesium lower blood pressure?"]).aligned != "by how much?"
+
+
 def test_the_onnx_encoder_gives_the_same_answers_as_sentence_transformers(tmp_path):
     """fp32 ONNX shares the torch encoder's name and index; every citation of the own question set must agree."""
     from assistant.embedding import get_embedder

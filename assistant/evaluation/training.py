@@ -71,7 +71,7 @@ def collect(bot, items: Sequence[dict[str, Any]]) -> list[Sample]:
         for item in items:
             turns = item.get("turns") or [item["question"]]
             judged = bot.inspect(turns[-1], turns[:-1])
-            pieces = bot.embedder.encode_tokens([judged.search])[1][0]  # as the learned policy encodes it
+            pieces = bot.embedder.encode_tokens([judged.aligned])[1][0]  # as the learned policy encodes it
             tokens = sorted(set(tokenize(judged.search)) | set(tokenize(judged.own)))
             df = view.document_frequencies(tokens)
             features = candidate_features(judged.hits, tokenize(judged.search), df, view.count())
