@@ -27,7 +27,7 @@ from assistant.models import Chunk, Document
 from assistant.readers import EXTRACTOR_VERSION
 
 #: Recorded in every store's manifest: a change to how documents are cut must re-index them.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 
 
 def chunking_manifest(*, max_chunk_chars: int, max_heading_words: int) -> dict[str, int]:
@@ -223,15 +223,18 @@ def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_wo
     if not title:
         title = doc.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     spans: list[tuple[int, int, str, str, int]] = []  # start, end, kind, context, block
-    lead_in = ""
+    lead_in, lead_section = "", ""
     for number, block in enumerate(_blocks(text, lines, title)):
         if block.kind == "paragraph":
             sentences = split_sentences(text, block.lines[0].start, block.lines[-1].end)
             for s, e in sentences:
                 spans.extend((ps, pe, "sentence", block.section, number) for ps, pe in _cut_long(text, s, e, max_chunk_chars))
             lead_in = text[sentences[-1][0] : sentences[-1][1]] if sentences else ""
+            lead_section = block.section
         elif block.kind == "list":
-            context = f"{block.section}\n{lead_in}" if lead_in else block.section
+            # The paragraph's last sentence introduces the list only within one section: a list straight under
+            # a heading has no lead-in, whatever ended the section before.
+            context = f"{block.section}\n{lead_in}" if lead_in and lead_section == block.section else block.section
             whole = _strip_span(text, block.lines[0].body_start, block.lines[-1].end)
             if len(block.lines) > 1 and whole[1] - whole[0] <= max_chunk_chars:
                 spans.append((*whole, "list", context, number))

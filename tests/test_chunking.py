@@ -58,6 +58,12 @@ def test_markdown_structure():
     assert "Absorbed: Less well" in row.context
 
 
+def test_a_list_straight_under_a_heading_takes_no_lead_in_from_the_section_before():
+    document = doc("# Intake\nAdults need two litres a day.\n\n# Signs\n- Thirst\n- Dark urine\n")
+    items = [c for c in chunk_document(document) if c.kind == "list_item"]
+    assert [c.context for c in items] == ["Signs", "Signs"]
+
+
 def test_crlf_and_plain_text_offsets():
     text = "Title Line\r\nFirst sentence here. Second one follows!\r\n\r\n- item one\r\n- item two\r\n"
     document = doc(text, "crlf.txt")
