@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -18,9 +19,9 @@ from typing import AbstractSet, Any, Callable, Sequence
 
 import numpy as np
 
-from assistant.answer import DISCLAIMER, cite, compose_answer, passages_of, select_passages, select_quotes
+from assistant.answer import DISCLAIMER, Passage, cite, compose_answer, passages_of, select_passages, select_quotes
 from assistant.batching import BatchingEncoder
-from assistant.conversation import contextualize, join_turns
+from assistant.conversation import contextualize, document_question, join_turns, user_turns
 from assistant.embedding import Embedder, embedder_for
 from assistant.encoders.pipeline import TokenVectors
 from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
@@ -39,6 +40,11 @@ from assistant.uploads import add_upload, remove_upload
 logger = logging.getLogger(__name__)
 
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
+
+#: Section headings that close a document with its conclusion, and how many of the paragraph's sentences a
+#: question about the whole document is answered with.
+_CLOSING_SECTION = re.compile(r"\b(conclusions?|summary|in (short|brief)|takeaways?|bottom line|key (points|messages))\b", re.I)
+WHOLE_DOCUMENT_SENTENCES = 4
 
 
 class InvalidQuestion(ValueError):
@@ -305,7 +311,11 @@ class Assistant:
         `UnknownSource` for a document that is not indexed.
         """
         judgement = self.inspect(question, history, sources)
-        passages = self._passages(judgement) if judgement.covered else []
+        whole = document_question(judgement.question, follows=bool(user_turns(history))) if judgement.hits else None
+        if whole is not None and judgement.kind is None:
+            passages = self._whole_document(judgement.hits[0].chunk.source, whole)
+        else:
+            passages = self._passages(judgement) if judgement.covered else []
         return compose_answer(judgement.question, cite(passages, self.store.view()), notice=judgement.notice,
                               lead_with_disclaimer=judgement.kind == "personal")
 
@@ -317,6 +327,22 @@ class Assistant:
         ranked = list(zip(judgement.hits, judgement.probabilities.tolist()))
         return select_passages(ranked, view, relative=model.relative, absolute=model.absolute, extend=model.extend,
                                max_quotes=self.settings.top_k)
+
+    def _whole_document(self, source: str, part: str) -> list[Passage]:
+        """The paragraph that answers a question about `source` as a whole (`conversation.document_question`):
+        the first of a section headed as a conclusion or summary for "closing", else the document's first."""
+        view = self.store.view()
+        text = view.document_text(source)
+        sentences = [r.chunk for r in self.store.chunks_of(source) if r.chunk.kind == "sentence"]
+        if text is None or not sentences:
+            return []
+        block = sentences[0].block
+        closing = next((c for c in sentences if _CLOSING_SECTION.search(c.section)), None) if part == "closing" else None
+        if closing is not None:
+            block = closing.block
+        chosen = [c for c in sentences if c.block == block][:WHOLE_DOCUMENT_SENTENCES]
+        start, end = chosen[0].start, chosen[-1].end
+        return [Passage(source, chosen[0].section, start, end, text[start:end], 1.0, (start, end))]
 
     def _related(self, view: ChunkReader, vector: np.ndarray, hit: Hit) -> bool:
         """Whether a passage found with the help of an earlier turn still relates to the new question."""

@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Sequence
 
+from assistant.features import has_content
+from assistant.lexical import normalize
+
 _REFERS_BACK = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|these|those|one|ones|he|she|his|her|former|latter|same)\b",
     re.IGNORECASE,
@@ -73,3 +76,37 @@ def contextualize(question: str, history: Sequence[Any] | None) -> tuple[str, st
     if is_follow_up(question):
         return join_turns(previous, question), previous
     return question, previous
+
+
+# "What is this article about?", "summarize the document", "tl;dr", "what are the key points?": the document as a
+# whole is the subject. Closing words ask for its conclusion, the rest for its opening.
+_WHOLE = re.compile(r"\b(summar(y|ies|ise|ize|ised|ized)|overview|gist|tl;? ?dr|takeaways?|main (points?|ideas?|messages?)|"
+                    r"key (points?|messages?|findings?)|bottom line|conclu(sion|sions|de|des|ded)|sum (it |this |that )?up|about)\b")
+_CLOSING_ASK = re.compile(r"\b(summar\w*|tl;? ?dr|takeaways?|main|key|bottom line|conclu\w*)\b")
+_THE_DOCUMENT = re.compile(r"\b(article|document|doc|page|text|post|paper|piece|pdf|author|writer|it|this)\b")
+_ABOUT_ME = re.compile(r"\b(yourself|yourselves|who are you|what are you)\b")
+_ASKING = re.compile(r"\b(pls|plz|please|quick|quickly|briefly|short|give|gimme|sum|up|overall|whole|so|ok|okay|main|key)\b")
+
+
+def document_question(question: str, *, follows: bool = False) -> str | None:
+    """"closing" or "opening" when `question` asks about the document as a whole and names nothing else, or None.
+
+    After earlier turns, "what's it about?" is about the earlier subject: only a question naming the
+    document ("the article") counts then.
+
+    >>> document_question("What is this article about?"), document_question("tl;dr of the conclusion pls")
+    ('opening', 'closing')
+    >>> document_question("What is magnesium about?"), document_question("Summarize the plot of Hamlet")
+    (None, None)
+    >>> document_question("tell me about yourself")
+    >>> document_question("what's it about?", follows=True), document_question("what's the article about?", follows=True)
+    (None, 'opening')
+    """
+    text = normalize(question)
+    if _ABOUT_ME.search(text):
+        return None
+    if not _WHOLE.search(text) or (follows and not re.search(r"\b(article|document|doc|page|post|paper|pdf)\b", text)):
+        return None
+    if has_content(_ASKING.sub(" ", _THE_DOCUMENT.sub(" ", _WHOLE.sub(" ", text)))):
+        return None
+    return "closing" if _CLOSING_ASK.search(text) else "opening"

@@ -170,3 +170,22 @@ def test_a_sentence_and_the_list_its_paragraph_leads_into_are_one_passage():
     # a sentence two sentences before the lead-in is another passage
     apart = select_passages(_ranked(chunks, [(0, 0.9), (3, 0.8)]), reader, relative=0.5, absolute=0.2, max_quotes=3)
     assert [p.text for p in apart] == ["Diet matters.", "Nuts\n- Beans"]
+
+
+def test_a_question_about_the_whole_document_quotes_its_opening_or_its_conclusion(tmp_path, fake_embedder):
+    from assistant.settings import Settings
+
+    def bot_for(text: str, name: str) -> Assistant:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "guide.md").write_text(text, encoding="utf-8")
+        return Assistant.load(Settings(corpus_dir=folder, index_dir=tmp_path / f"{name}-index"), embedder=fake_embedder)
+
+    body = "# Water\nAdults need about two litres a day. Food gives some.\n\n## Thirst\nThirst is a late sign of need.\n"
+    bot = bot_for(body + "\n## In summary\nDrink regularly. Check the colour of urine.\n", "summary")
+    opening = bot.ask("What is this article about?")
+    assert [c.quote for c in opening.citations] == ["Adults need about two litres a day. Food gives some."]
+    assert opening.disclaimer == DISCLAIMER
+    assert [c.quote for c in bot.ask("tl;dr?").citations] == ["Drink regularly. Check the colour of urine."]
+    assert [c.quote for c in bot_for(body, "plain").ask("tl;dr?").citations] == [
+        "Adults need about two litres a day. Food gives some."]  # no conclusion: the opening
