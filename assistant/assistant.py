@@ -21,7 +21,7 @@ import numpy as np
 
 from assistant.answer import DISCLAIMER, Passage, cite, compose_answer, passages_of, select_passages, select_quotes
 from assistant.batching import BatchingEncoder
-from assistant.conversation import contextualize, document_question, join_turns, user_turns
+from assistant.conversation import contextualize, document_question, join_turns, short_form_asked, user_turns
 from assistant.embedding import Embedder, embedder_for
 from assistant.encoders.pipeline import TokenVectors
 from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
@@ -311,10 +311,8 @@ class Assistant:
         `UnknownSource` for a document that is not indexed.
         """
         judgement = self.inspect(question, history, sources)
-        whole = document_question(judgement.question, follows=bool(user_turns(history))) if judgement.hits else None
-        if whole is not None and judgement.kind is None:
-            passages = self._whole_document(judgement.hits[0].chunk.source, whole)
-        else:
+        passages = self._asked_of_the_document(judgement, history, sources) if judgement.kind is None else None
+        if passages is None:
             passages = self._passages(judgement) if judgement.covered else []
         return compose_answer(judgement.question, cite(passages, self.store.view()), notice=judgement.notice,
                               lead_with_disclaimer=judgement.kind == "personal")
@@ -327,6 +325,29 @@ class Assistant:
         ranked = list(zip(judgement.hits, judgement.probabilities.tolist()))
         return select_passages(ranked, view, relative=model.relative, absolute=model.absolute, extend=model.extend,
                                max_quotes=self.settings.top_k)
+
+    def _asked_of_the_document(self, judgement: Judgement, history: Sequence[Any] | None,
+                               sources: Sequence[str] | None) -> list[Passage] | None:
+        """Passages for questions about the text itself rather than its subject, or None for any other question:
+        the document as a whole ("What is this article about?") and what an abbreviation stands for."""
+        whole = document_question(judgement.question, follows=bool(user_turns(history)))
+        if whole is not None and judgement.hits:
+            return self._whole_document(judgement.hits[0].chunk.source, whole)
+        short = short_form_asked(judgement.question)
+        return self._definition(short, sources) if short is not None else None
+
+    def _definition(self, short: str, sources: Sequence[str] | None) -> list[Passage] | None:
+        """The first sentence (list item, row) that defines `short` as "long form (SHORT)", or None."""
+        view = self.store.view()
+        keys = [key for key, _ in view.lexical(short, 200, frozenset(sources) if sources is not None else None)]
+        records = view.records(keys)
+        defines = re.compile(rf"\(\s*{re.escape(short)}s?\s*\)", re.I)
+        found = sorted((r.chunk for r in records.values() if defines.search(r.chunk.text) and r.chunk.kind not in ("list", "table")),
+                       key=lambda c: (c.source, c.start))
+        if not found:
+            return None
+        c = found[0]
+        return [Passage(c.source, c.section, c.start, c.end, c.text, 1.0, (c.start, c.end))]
 
     def _whole_document(self, source: str, part: str) -> list[Passage]:
         """The paragraph that answers a question about `source` as a whole (`conversation.document_question`):

@@ -110,3 +110,35 @@ def document_question(question: str, *, follows: bool = False) -> str | None:
     if has_content(_ASKING.sub(" ", _THE_DOCUMENT.sub(" ", _WHOLE.sub(" ", text)))):
         return None
     return "closing" if _CLOSING_ASK.search(text) else "opening"
+
+
+# "What does ALA stand for?", "what is CKD short for", "what does VSMC mean?", "mmHg meaning": the letters asked
+# about, answered by the sentence that defines them ("... alpha-linolenic acid (ALA).").
+_SHORT_FORM = r"([A-Za-z][A-Za-z0-9-]{1,11})"
+_ASKS_SHORT_FORM = [
+    re.compile(r"\bwhat(?: does| do| is|'s|’s| s)? (?:the )?(?:abbreviation |acronym |letters |term )?" + _SHORT_FORM
+               + r" (?:stand|stands|short) for\b", re.I),
+    re.compile(r"\bwhat (?:does|do) " + _SHORT_FORM + r" mean\b"),
+    re.compile(r"\b" + _SHORT_FORM + r" (?:stands for|meaning|abbreviation|acronym)\b"),
+]
+
+
+def short_form_asked(question: str) -> str | None:
+    """The abbreviation `question` asks the long form of, or None.
+
+    >>> short_form_asked("What does ALA stand for?"), short_form_asked("what does VSMC mean"), short_form_asked("CKD meaning")
+    ('ALA', 'VSMC', 'CKD')
+    >>> short_form_asked("what does mmHg stand for in a BP reading"), short_form_asked("what does it stand for?")
+    ('mmHg', None)
+    >>> short_form_asked("what does magnesium do?"), short_form_asked("What does calcification mean?")
+    (None, None)
+    """
+    for n, pattern in enumerate(_ASKS_SHORT_FORM):
+        match = pattern.search(question)
+        # "stand for" says it is an abbreviation ("mmHg", "ala"); "mean" only of a word in capitals
+        if match and match.group(1).lower() not in _NOT_SHORT and (n == 0 or sum(c.isupper() for c in match.group(1)) >= 2):
+            return match.group(1)
+    return None
+
+
+_NOT_SHORT = frozenset({"it", "this", "that", "what"})

@@ -189,3 +189,19 @@ def test_a_question_about_the_whole_document_quotes_its_opening_or_its_conclusio
     assert [c.quote for c in bot.ask("tl;dr?").citations] == ["Drink regularly. Check the colour of urine."]
     assert [c.quote for c in bot_for(body, "plain").ask("tl;dr?").citations] == [
         "Adults need about two litres a day. Food gives some."]  # no conclusion: the opening
+
+
+def test_what_an_abbreviation_stands_for_is_answered_by_the_sentence_defining_it(tmp_path, fake_embedder):
+    from assistant.settings import Settings
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "fats.md").write_text(
+        "# Fats\nALA is found in flaxseed. Walnuts have ALA too.\n\n"
+        "## Names\nThe plant form is alpha-linolenic acid (ALA). Fish give other forms.\n", encoding="utf-8")
+    bot = Assistant.load(Settings(corpus_dir=folder, index_dir=tmp_path / "index"), embedder=fake_embedder)
+    for question in ("What does ALA stand for?", "what is ala short for"):
+        answer = bot.ask(question)
+        assert [c.quote for c in answer.citations] == ["The plant form is alpha-linolenic acid (ALA)."]
+        assert_quotes_exact(answer, folder)
+    assert not any("(XYZ)" in c.quote for c in bot.ask("what does XYZ stand for?").citations)
