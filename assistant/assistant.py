@@ -21,7 +21,8 @@ import numpy as np
 
 from assistant.answer import DISCLAIMER, Passage, cite, compose_answer, passages_of, select_passages, select_quotes
 from assistant.batching import BatchingEncoder
-from assistant.conversation import contextualize, document_question, join_turns, short_form_asked, user_turns
+from assistant.conversation import (POINTER, contextualize, document_question, join_turns, more_reading_asked,
+                                    short_form_asked, user_turns)
 from assistant.embedding import Embedder, embedder_for
 from assistant.encoders.pipeline import TokenVectors
 from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
@@ -329,12 +330,26 @@ class Assistant:
     def _asked_of_the_document(self, judgement: Judgement, history: Sequence[Any] | None,
                                sources: Sequence[str] | None) -> list[Passage] | None:
         """Passages for questions about the text itself rather than its subject, or None for any other question:
-        the document as a whole ("What is this article about?") and what an abbreviation stands for."""
+        the document as a whole ("What is this article about?"), where to read more, what an abbreviation stands for."""
         whole = document_question(judgement.question, follows=bool(user_turns(history)))
         if whole is not None and judgement.hits:
             return self._whole_document(judgement.hits[0].chunk.source, whole)
+        rest = more_reading_asked(judgement.question)
+        if rest is not None and judgement.hits:
+            return self._pointer(judgement.hits[0].chunk.source, rest)
         short = short_form_asked(judgement.question)
         return self._definition(short, sources) if short is not None else None
+
+    def _pointer(self, source: str, rest: str) -> list[Passage] | None:
+        """The sentence of `source` that points to further reading ("For more information on …"), when it speaks of
+        every word of `rest` (what the question asks to read more about); else None."""
+        for record in self.store.chunks_of(source):
+            c = record.chunk
+            if c.kind == "sentence" and POINTER.search(c.text):
+                if set(tokenize(rest)) <= set(tokenize(f"{c.section} {c.text}")):
+                    return [Passage(c.source, c.section, c.start, c.end, c.text, 1.0, (c.start, c.end))]
+                return None
+        return None
 
     def _definition(self, short: str, sources: Sequence[str] | None) -> list[Passage] | None:
         """The first sentence (list item, row) that defines `short` as "long form (SHORT)", or None."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Sequence
 
-from assistant.features import has_content
+from assistant.features import content_words, has_content
 from assistant.lexical import normalize
 
 _REFERS_BACK = re.compile(
@@ -142,3 +142,31 @@ def short_form_asked(question: str) -> str | None:
 
 
 _NOT_SHORT = frozenset({"it", "this", "that", "what"})
+
+
+# "Where can I read more?", "any further reading?", "where do I learn more about calcification?": answered by the
+# document's own pointer ("For more information on ..., see ...") when it has one.
+_MORE_READING = re.compile(
+    r"\b(further reading|read(ing)? (up )?more|learn more|find out more|more info(rmation)?|more details|nerd out( more)?|"
+    r"dig deeper|go deeper|(any|what|which) (good )?(sources|references|resources)|reading list)\b")
+POINTER = re.compile(r"\b(for more information|further reading|to learn more|read more|find out more|for more details|"
+                     r"see also|useful resources)\b", re.I)
+
+
+def more_reading_asked(question: str) -> str | None:
+    """What is left of `question` besides asking where to read more ("" for nothing), or None when it does not ask.
+
+    >>> more_reading_asked("any further reading suggested on this stuff?"), more_reading_asked("Where can I learn more about zinc?")
+    ('', 'zinc')
+    >>> more_reading_asked("How much should I read about magnesium?") is None
+    True
+    """
+    text = normalize(question)
+    if not _MORE_READING.search(text):
+        return None
+    rest = _ASKING.sub(" ", _THE_DOCUMENT.sub(" ", _MORE_READING.sub(" ", text)))
+    return " ".join(w for w in content_words(rest) if w not in _READING_WORDS)
+
+
+_READING_WORDS = frozenset("suggest suggested suggestions recommend recommended go read reading find look topic "
+                           "subject any anywhere somewhere online books book".split())

@@ -161,8 +161,13 @@ def has_content(text: str) -> bool:
     >>> has_content("and what about vitamin K1?"), has_content("who gets it then?")
     (True, False)
     """
+    return bool(content_words(text))
+
+
+def content_words(text: str) -> list[str]:
+    """The words of `text` that are neither stop words nor question-shaping words, normalised, in order."""
     stop = _not_content()
-    return any(w not in stop for w in words(text))
+    return [w for w in words(text) if w not in stop]
 
 
 def content_pieces(pieces: Sequence[str]) -> list[int]:

@@ -205,3 +205,18 @@ def test_what_an_abbreviation_stands_for_is_answered_by_the_sentence_defining_it
         assert [c.quote for c in answer.citations] == ["The plant form is alpha-linolenic acid (ALA)."]
         assert_quotes_exact(answer, folder)
     assert not any("(XYZ)" in c.quote for c in bot.ask("what does XYZ stand for?").citations)
+
+
+def test_where_to_read_more_is_answered_by_the_documents_own_pointer(tmp_path, fake_embedder):
+    from assistant.settings import Settings
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "water.md").write_text("# Water\nAdults need two litres a day. Thirst is a late sign.\n\n"
+                                     "For more information on hydration, see your national health service.\n",
+                                     encoding="utf-8")
+    bot = Assistant.load(Settings(corpus_dir=folder, index_dir=tmp_path / "index"), embedder=fake_embedder)
+    pointer = "For more information on hydration, see your national health service."
+    for question in ("Where can I read more?", "any further reading on hydration?"):
+        assert [c.quote for c in bot.ask(question).citations] == [pointer]
+    assert pointer not in [c.quote for c in bot.ask("Where can I learn more about zinc?").citations]
