@@ -48,6 +48,16 @@ ABBREVIATIONS: dict[str, str] = {
     "RBC": "red blood cells", "WBC": "white blood cells", "Hb": "haemoglobin hemoglobin", "BP": "blood pressure",
     "HRT": "hormone replacement therapy", "UTI": "urinary tract infection", "IBS": "irritable bowel syndrome",
     "GI": "gastrointestinal", "NSAID": "anti-inflammatory", "PPI": "proton pump inhibitor",
+    "IBD": "inflammatory bowel disease", "CKD": "chronic kidney disease", "CVD": "cardiovascular disease",
+    "CHD": "coronary heart disease", "COPD": "chronic obstructive pulmonary disease", "T2D": "type 2 diabetes",
+    "T1D": "type 1 diabetes", "GERD": "gastroesophageal reflux disease", "GORD": "gastro-oesophageal reflux disease",
+    "MI": "myocardial infarction heart attack", "TIA": "transient ischaemic attack mini-stroke",
+    "DVT": "deep vein thrombosis", "PCOS": "polycystic ovary syndrome", "OSA": "obstructive sleep apnoea apnea",
+    "RLS": "restless legs syndrome", "CAC": "coronary artery calcium", "LDL": "LDL cholesterol",
+    "HDL": "HDL cholesterol", "BMD": "bone mineral density", "PTH": "parathyroid hormone",
+    "RDA": "recommended dietary allowance", "IU": "international units", "TSH": "thyroid stimulating hormone",
+    "ER": "emergency room", "ICU": "intensive care unit",
+    "CBT": "cognitive behavioural therapy", "HBP": "high blood pressure", "BG": "blood glucose sugar",
 }
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*|\d+[A-Za-z]+[A-Za-z0-9]*")

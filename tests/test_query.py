@@ -27,6 +27,7 @@ def test_abbreviations_from_the_list_and_from_the_corpus_are_spelt_out():
     out = rewrite("Mg for VSMC and CKD, vit D", VOCAB)
     assert out.text == "Mg magnesium for VSMC Vascular smooth muscle cells and CKD chronic kidney disease, vit vitamin D"
     assert rewrite("mg per day", VOCAB).text == "mg per day"  # milligrams, not magnesium: only "Mg" is
+    assert rewrite("Does IBD affect iron?", VOCAB).scope == "Does inflammatory bowel disease affect iron?"
 
 
 def test_short_or_distant_words_are_not_forced_onto_the_corpus():
