@@ -22,7 +22,7 @@ import numpy as np
 from assistant.answer import DISCLAIMER, Passage, cite, compose_answer, passages_of, select_passages, select_quotes
 from assistant.batching import BatchingEncoder
 from assistant.conversation import (POINTER, contextualize, document_question, join_turns, more_reading_asked,
-                                    short_form_asked, user_turns)
+                                    short_form_asked, topic_asked, user_turns)
 from assistant.embedding import Embedder, embedder_for
 from assistant.encoders.pipeline import TokenVectors
 from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
@@ -233,6 +233,10 @@ class Assistant:
         """
         text = validate_question(question, max_chars=self.settings.max_question_chars)
         query, previous = contextualize(text, history)
+        topic = topic_asked(text)
+        if topic is not None:  # "Does the article mention vitamin D?" is searched and judged as "vitamin D"
+            query, previous = topic, None
+        follows = previous is not None and query != text
         view = self.store.view()  # one state of the store for the whole question
         among = None if sources is None else validate_sources(sources, self.store.sources().keys())  # Milvus: a scan
         vocabulary = view.vocabulary()
@@ -243,12 +247,16 @@ class Assistant:
         own = rewritten.scope
         # Word alignment reads the search's word pieces, but those of a follow-up with content words of its own:
         # "what about vitamin K1?" after a question on K2 is covered if K1 is, not because the earlier turn is.
-        aligned = text if query != text and has_content(text) else search
+        aligned = text if follows and has_content(text) else search
         texts = [search] if search == text else [search, text]
         vectors, tokens = self._encode(texts, texts.index(aligned))
         kind, notice = safety_notice(text, vectors[-1], self.safety_model)
         judgement = self._judge(view, text, search, own, vectors[0], vectors[-1], kind, notice, among, tokens, aligned)
-        if not judgement.covered and previous is not None and query == text:
+        if topic is not None and judgement.hits:
+            # "Does it mention potassium?" asks about words: covered when the documents use every one the topic names.
+            names = tokenize(own)
+            judgement.covered = bool(names) and all(df > 0 for df in view.document_frequencies(names).values())
+        if not judgement.covered and previous is not None and not follows:
             # Not covered alone, e.g. "Which organs improved?": read it with the turn before,
             # provided the passage that reading finds is still related to the question itself.
             joined = rewrite(join_turns(previous, text), vocabulary).text

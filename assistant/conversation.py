@@ -170,3 +170,30 @@ def more_reading_asked(question: str) -> str | None:
 
 _READING_WORDS = frozenset("suggest suggested suggestions recommend recommended go read reading find look topic "
                            "subject any anywhere somewhere online books book".split())
+
+
+# "Does the article mention vitamin D?", "is potassium discussed?": a question about what the document contains,
+# searched and judged on its topic alone, so "does the article talk about zinc?" is refused as "zinc" would be.
+_DOCUMENT = r"(the|this|that|your) (article|document|doc|text|page|post|paper|pdf|piece|source|guide|leaflet)"
+_TOPIC_ASKED = [
+    re.compile(r"^\W*(does|do|did|will|can) " + _DOCUMENT + r" (\w+ )?(mention|mentions|talk about|discuss|cover|"
+               r"say anything about|say something about|say much about|touch on|bring up|refer to|include|list|name)"
+               r" (?P<topic>.+?)[\W_]*$", re.I),
+    re.compile(r"^\W*(is|are|was|were) (?P<topic>.+?) (ever |even |at all )?(mentioned|discussed|covered|talked about|"
+               r"brought up|referred to|listed|named)( at all)?( (in|by) " + _DOCUMENT + r")?[\W_]*$", re.I),
+]
+
+
+def topic_asked(question: str) -> str | None:
+    """The topic of a question asking whether the document speaks of it, or None.
+
+    >>> topic_asked("Does the article mention vitamin D?"), topic_asked("is potassium mentioned at all?")
+    ('vitamin D', 'potassium')
+    >>> topic_asked("Does magnesium mention anything?") is None, topic_asked("Is magnesium good for sleep?") is None
+    (True, True)
+    """
+    for pattern in _TOPIC_ASKED:
+        match = pattern.match(question)
+        if match and has_content(match.group("topic")):
+            return match.group("topic")
+    return None

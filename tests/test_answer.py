@@ -220,3 +220,17 @@ def test_where_to_read_more_is_answered_by_the_documents_own_pointer(tmp_path, f
     for question in ("Where can I read more?", "any further reading on hydration?"):
         assert [c.quote for c in bot.ask(question).citations] == [pointer]
     assert pointer not in [c.quote for c in bot.ask("Where can I learn more about zinc?").citations]
+
+
+def test_whether_the_document_mentions_something_is_judged_on_its_words(tmp_path, fake_embedder):
+    from assistant.settings import Settings
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "bones.md").write_text("# Bones\nVitamin D helps the gut absorb calcium. Walking keeps bones strong.\n",
+                                     encoding="utf-8")
+    bot = Assistant.load(Settings(corpus_dir=folder, index_dir=tmp_path / "index"), embedder=fake_embedder)
+    mentioned = bot.ask("Does the article mention vitamin D?")
+    assert mentioned.grounded and "Vitamin D" in mentioned.citations[0].quote
+    for question in ("is potassium mentioned?", "Does the article discuss vitamin D and potassium?"):
+        assert not bot.ask(question).grounded, question
