@@ -89,10 +89,14 @@ class Passage:
     highlight: tuple[int, int]
 
 
+def chunk_passage(chunk: Chunk, score: float = 1.0) -> Passage:
+    """One chunk as a passage of its own."""
+    return Passage(chunk.source, chunk.section, chunk.start, chunk.end, chunk.text, score, (chunk.start, chunk.end))
+
+
 def passages_of(hits: Sequence[Hit]) -> list[Passage]:
     """Each hit as a passage of its own (the hand-set policy's quotes)."""
-    return [Passage(h.chunk.source, h.chunk.section, h.chunk.start, h.chunk.end, h.chunk.text, h.score,
-                    (h.chunk.start, h.chunk.end)) for h in hits]
+    return [chunk_passage(h.chunk, h.score) for h in hits]
 
 
 _SENTENCE_ENDS = re.compile(r"[.!?](\s|$)")

@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -19,15 +18,15 @@ from typing import AbstractSet, Any, Callable, Sequence
 
 import numpy as np
 
-from assistant.answer import DISCLAIMER, Passage, cite, compose_answer, passages_of, select_passages, select_quotes
+from assistant.answer import DISCLAIMER, cite, compose_answer, passages_of, select_passages, select_quotes
 from assistant.batching import BatchingEncoder
-from assistant.conversation import (POINTER, contextualize, document_question, join_turns, more_reading_asked,
-                                    short_form_asked, topic_asked, user_turns)
+from assistant.conversation import contextualize, join_turns, user_turns
 from assistant.embedding import Embedder, embedder_for
 from assistant.encoders.pipeline import TokenVectors
 from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
                                 candidate_features, has_content, question_features)
 from assistant.indexing import open_synced
+from assistant.meta_questions import answer_about_the_text, topic_asked
 from assistant.lexical import tokenize
 from assistant.models import Answer, Chunk, DocumentSummary
 from assistant.query import english_words, rewrite
@@ -41,11 +40,6 @@ from assistant.uploads import add_upload, remove_upload
 logger = logging.getLogger(__name__)
 
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
-
-#: Section headings that close a document with its conclusion, and how many of the paragraph's sentences a
-#: question about the whole document is answered with.
-_CLOSING_SECTION = re.compile(r"\b(conclusions?|summary|in (short|brief)|takeaways?|bottom line|key (points|messages))\b", re.I)
-WHOLE_DOCUMENT_SENTENCES = 4
 
 
 class InvalidQuestion(ValueError):
@@ -320,7 +314,10 @@ class Assistant:
         `UnknownSource` for a document that is not indexed.
         """
         judgement = self.inspect(question, history, sources)
-        passages = self._asked_of_the_document(judgement, history, sources) if judgement.kind is None else None
+        passages = None
+        if judgement.kind is None and judgement.hits:
+            passages = answer_about_the_text(self.store, judgement.question, judgement.hits[0].chunk.source,
+                                             follows=bool(user_turns(history)), sources=sources)
         if passages is None:
             passages = self._passages(judgement) if judgement.covered else []
         return compose_answer(judgement.question, cite(passages, self.store.view()), notice=judgement.notice,
@@ -334,59 +331,6 @@ class Assistant:
         ranked = list(zip(judgement.hits, judgement.probabilities.tolist()))
         return select_passages(ranked, view, relative=model.relative, absolute=model.absolute, extend=model.extend,
                                max_quotes=self.settings.top_k)
-
-    def _asked_of_the_document(self, judgement: Judgement, history: Sequence[Any] | None,
-                               sources: Sequence[str] | None) -> list[Passage] | None:
-        """Passages for questions about the text itself rather than its subject, or None for any other question:
-        the document as a whole ("What is this article about?"), where to read more, what an abbreviation stands for."""
-        whole = document_question(judgement.question, follows=bool(user_turns(history)))
-        if whole is not None and judgement.hits:
-            return self._whole_document(judgement.hits[0].chunk.source, whole)
-        rest = more_reading_asked(judgement.question)
-        if rest is not None and judgement.hits:
-            return self._pointer(judgement.hits[0].chunk.source, rest)
-        short = short_form_asked(judgement.question)
-        return self._definition(short, sources) if short is not None else None
-
-    def _pointer(self, source: str, rest: str) -> list[Passage] | None:
-        """The sentence of `source` that points to further reading ("For more information on …"), when it speaks of
-        every word of `rest` (what the question asks to read more about); else None."""
-        for record in self.store.chunks_of(source):
-            c = record.chunk
-            if c.kind == "sentence" and POINTER.search(c.text):
-                if set(tokenize(rest)) <= set(tokenize(f"{c.section} {c.text}")):
-                    return [Passage(c.source, c.section, c.start, c.end, c.text, 1.0, (c.start, c.end))]
-                return None
-        return None
-
-    def _definition(self, short: str, sources: Sequence[str] | None) -> list[Passage] | None:
-        """The first sentence (list item, row) that defines `short` as "long form (SHORT)", or None."""
-        view = self.store.view()
-        keys = [key for key, _ in view.lexical(short, 200, frozenset(sources) if sources is not None else None)]
-        records = view.records(keys)
-        defines = re.compile(rf"\(\s*{re.escape(short)}s?\s*\)", re.I)
-        found = sorted((r.chunk for r in records.values() if defines.search(r.chunk.text) and r.chunk.kind not in ("list", "table")),
-                       key=lambda c: (c.source, c.start))
-        if not found:
-            return None
-        c = found[0]
-        return [Passage(c.source, c.section, c.start, c.end, c.text, 1.0, (c.start, c.end))]
-
-    def _whole_document(self, source: str, part: str) -> list[Passage]:
-        """The paragraph that answers a question about `source` as a whole (`conversation.document_question`):
-        the first of a section headed as a conclusion or summary for "closing", else the document's first."""
-        view = self.store.view()
-        text = view.document_text(source)
-        sentences = [r.chunk for r in self.store.chunks_of(source) if r.chunk.kind == "sentence"]
-        if text is None or not sentences:
-            return []
-        block = sentences[0].block
-        closing = next((c for c in sentences if _CLOSING_SECTION.search(c.section)), None) if part == "closing" else None
-        if closing is not None:
-            block = closing.block
-        chosen = [c for c in sentences if c.block == block][:WHOLE_DOCUMENT_SENTENCES]
-        start, end = chosen[0].start, chosen[-1].end
-        return [Passage(source, chosen[0].section, start, end, text[start:end], 1.0, (start, end))]
 
     def _related(self, view: ChunkReader, vector: np.ndarray, hit: Hit) -> bool:
         """Whether a passage found with the help of an earlier turn still relates to the new question."""

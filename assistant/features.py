@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np

@@ -1,0 +1,203 @@
+"""Questions about the text itself rather than its subject, answered from the document's own structure.
+
+Some questions name nothing a passage's words or vector could match, yet the document answers them:
+
+* "What is this article about?", "tl;dr", "what are the key points?" (`document_question`): its first
+  paragraph, or, asked for a conclusion or summary, the first paragraph of a section headed as one;
+* "Where can I read more?" (`more_reading_asked`): its own pointer ("For more information on …");
+* "What does ALA stand for?" (`short_form_asked`): the sentence that defines it ("… (ALA)");
+* "Does the article mention vitamin D?" (`topic_asked`): not answered here — `Assistant.inspect` searches and
+  judges it as "vitamin D", covered when the documents use every word of it.
+
+Each answer is a passage that is an exact span, like any other; when the document has no such part, the
+question takes the usual path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import AbstractSet, Sequence
+
+from assistant.answer import Passage, chunk_passage
+from assistant.features import content_words, has_content
+from assistant.lexical import normalize, tokenize
+from assistant.stores import ChunkStore
+
+
+# "What is this article about?", "summarize the document", "tl;dr", "what are the key points?": the document as a
+# whole is the subject. Closing words ask for its conclusion, the rest for its opening.
+_WHOLE = re.compile(r"\b(summar(y|ies|ise|ize|ised|ized)|overview|gist|tl;? ?dr|takeaways?|main (points?|ideas?|messages?)|"
+                    r"key (points?|messages?|findings?)|bottom line|conclu(sion|sions|de|des|ded)|sum (it |this |that )?up|about)\b")
+_CLOSING_ASK = re.compile(r"\b(summar\w*|tl;? ?dr|takeaways?|main|key|bottom line|conclu\w*)\b")
+_THE_DOCUMENT = re.compile(r"\b(article|document|doc|page|text|post|paper|piece|pdf|author|writer|it|this)\b")
+_ABOUT_ME = re.compile(r"\b(yourself|yourselves|who are you|what are you)\b")
+_ASKING = re.compile(r"\b(pls|plz|please|quick|quickly|briefly|short|give|gimme|sum|up|overall|whole|so|ok|okay|main|key)\b")
+
+
+def document_question(question: str, *, follows: bool = False) -> str | None:
+    """"closing" or "opening" when `question` asks about the document as a whole and names nothing else, or None.
+
+    After earlier turns, "what's it about?" is about the earlier subject: only a question naming the
+    document ("the article") counts then.
+
+    >>> document_question("What is this article about?"), document_question("tl;dr of the conclusion pls")
+    ('opening', 'closing')
+    >>> document_question("What is magnesium about?"), document_question("Summarize the plot of Hamlet")
+    (None, None)
+    >>> document_question("tell me about yourself")
+    >>> document_question("what's it about?", follows=True), document_question("what's the article about?", follows=True)
+    (None, 'opening')
+    """
+    text = normalize(question)
+    if _ABOUT_ME.search(text):
+        return None
+    if not _WHOLE.search(text) or (follows and not re.search(r"\b(article|document|doc|page|post|paper|pdf)\b", text)):
+        return None
+    if has_content(_ASKING.sub(" ", _THE_DOCUMENT.sub(" ", _WHOLE.sub(" ", text)))):
+        return None
+    return "closing" if _CLOSING_ASK.search(text) else "opening"
+
+
+_NOT_SHORT = frozenset({"it", "this", "that", "what"})
+
+# "What does ALA stand for?", "what is CKD short for", "what does VSMC mean?", "mmHg meaning": the letters asked
+# about, answered by the sentence that defines them ("... alpha-linolenic acid (ALA).").
+_SHORT_FORM = r"([A-Za-z][A-Za-z0-9-]{1,11})"
+_ASKS_SHORT_FORM = [
+    re.compile(r"\bwhat(?: does| do| is|'s|’s| s)? (?:the )?(?:abbreviation |acronym |letters |term )?" + _SHORT_FORM
+               + r" (?:stand|stands|short) for\b", re.I),
+    re.compile(r"\bwhat (?:does|do) " + _SHORT_FORM + r" mean\b"),
+    re.compile(r"\b" + _SHORT_FORM + r" (?:stands for|meaning|abbreviation|acronym)\b"),
+]
+
+
+def short_form_asked(question: str) -> str | None:
+    """The abbreviation `question` asks the long form of, or None.
+
+    >>> short_form_asked("What does ALA stand for?"), short_form_asked("what does VSMC mean"), short_form_asked("CKD meaning")
+    ('ALA', 'VSMC', 'CKD')
+    >>> short_form_asked("what does mmHg stand for in a BP reading"), short_form_asked("what does it stand for?")
+    ('mmHg', None)
+    >>> short_form_asked("what does magnesium do?"), short_form_asked("What does calcification mean?")
+    (None, None)
+    """
+    for n, pattern in enumerate(_ASKS_SHORT_FORM):
+        match = pattern.search(question)
+        # "stand for" says it is an abbreviation ("mmHg", "ala"); "mean" only of a word in capitals
+        if match and match.group(1).lower() not in _NOT_SHORT and (n == 0 or sum(c.isupper() for c in match.group(1)) >= 2):
+            return match.group(1)
+    return None
+
+
+# "Where can I read more?", "any further reading?", "where do I learn more about calcification?": answered by the
+# document's own pointer ("For more information on ..., see ...") when it has one.
+_MORE_READING = re.compile(
+    r"\b(further reading|read(ing)? (up )?more|learn more|find out more|more info(rmation)?|more details|nerd out( more)?|"
+    r"dig deeper|go deeper|(any|what|which) (good )?(sources|references|resources)|reading list)\b")
+_POINTER = re.compile(r"\b(for more information|further reading|to learn more|read more|find out more|for more details|"
+                     r"see also|useful resources)\b", re.I)
+
+
+def more_reading_asked(question: str) -> str | None:
+    """What is left of `question` besides asking where to read more ("" for nothing), or None when it does not ask.
+
+    >>> more_reading_asked("any further reading suggested on this stuff?"), more_reading_asked("Where can I learn more about zinc?")
+    ('', 'zinc')
+    >>> more_reading_asked("How much should I read about magnesium?") is None
+    True
+    """
+    text = normalize(question)
+    if not _MORE_READING.search(text):
+        return None
+    rest = _ASKING.sub(" ", _THE_DOCUMENT.sub(" ", _MORE_READING.sub(" ", text)))
+    return " ".join(w for w in content_words(rest) if w not in _READING_WORDS)
+
+
+_READING_WORDS = frozenset("suggest suggested suggestions recommend recommended go read reading find look topic "
+                           "subject any anywhere somewhere online books book".split())
+
+
+# "Does the article mention vitamin D?", "is potassium discussed?": a question about what the document contains,
+# searched and judged on its topic alone, so "does the article talk about zinc?" is refused as "zinc" would be.
+_DOCUMENT = r"(the|this|that|your) (article|document|doc|text|page|post|paper|pdf|piece|source|guide|leaflet)"
+_TOPIC_ASKED = [
+    re.compile(r"^\W*(does|do|did|will|can) " + _DOCUMENT + r" (\w+ )?(mention|mentions|talk about|discuss|cover|"
+               r"say anything about|say something about|say much about|touch on|bring up|refer to|include|list|name)"
+               r" (?P<topic>.+?)[\W_]*$", re.I),
+    re.compile(r"^\W*(is|are|was|were) (?P<topic>.+?) (ever |even |at all )?(mentioned|discussed|covered|talked about|"
+               r"brought up|referred to|listed|named)( at all)?( (in|by) " + _DOCUMENT + r")?[\W_]*$", re.I),
+]
+
+
+def topic_asked(question: str) -> str | None:
+    """The topic of a question asking whether the document speaks of it, or None.
+
+    >>> topic_asked("Does the article mention vitamin D?"), topic_asked("is potassium mentioned at all?")
+    ('vitamin D', 'potassium')
+    >>> topic_asked("Does magnesium mention anything?") is None, topic_asked("Is magnesium good for sleep?") is None
+    (True, True)
+    """
+    for pattern in _TOPIC_ASKED:
+        match = pattern.match(question)
+        if match and has_content(match.group("topic")):
+            return match.group("topic")
+    return None
+
+
+#: Section headings that close a document with its conclusion, and how many sentences of a paragraph a question
+#: about the whole document is answered with.
+_CLOSING_SECTION = re.compile(r"\b(conclusions?|summary|in (short|brief)|takeaways?|bottom line|key (points|messages))\b", re.I)
+WHOLE_DOCUMENT_SENTENCES = 4
+
+
+def answer_about_the_text(store: ChunkStore, question: str, source: str, *, follows: bool = False,
+                          sources: Sequence[str] | None = None) -> list[Passage] | None:
+    """Passages for a question about the text itself (`source`: the document the search put first), or None for
+    any other question, or when the document has no part that answers it."""
+    whole = document_question(question, follows=follows)
+    if whole is not None:
+        return whole_document(store, source, whole)
+    rest = more_reading_asked(question)
+    if rest is not None:
+        return pointer(store, source, rest)
+    short = short_form_asked(question)
+    return definition(store, short, frozenset(sources) if sources is not None else None) if short else None
+
+
+def whole_document(store: ChunkStore, source: str, part: str) -> list[Passage]:
+    """The paragraph that answers a question about `source` as a whole: for "closing", the first of a section
+    headed as a conclusion or summary, else (or without one) the document's first."""
+    text = store.view().document_text(source)
+    sentences = [r.chunk for r in store.chunks_of(source) if r.chunk.kind == "sentence"]
+    if text is None or not sentences:
+        return []
+    block = sentences[0].block
+    closing = next((c for c in sentences if _CLOSING_SECTION.search(c.section)), None) if part == "closing" else None
+    if closing is not None:
+        block = closing.block
+    chosen = [c for c in sentences if c.block == block][:WHOLE_DOCUMENT_SENTENCES]
+    start, end = chosen[0].start, chosen[-1].end
+    return [Passage(source, chosen[0].section, start, end, text[start:end], 1.0, (start, end))]
+
+
+def pointer(store: ChunkStore, source: str, rest: str) -> list[Passage] | None:
+    """The sentence of `source` that points to further reading, when it speaks of every word of `rest` (what the
+    question asks to read more about); else None."""
+    for record in store.chunks_of(source):
+        chunk = record.chunk
+        if chunk.kind == "sentence" and _POINTER.search(chunk.text):
+            if set(tokenize(rest)) <= set(tokenize(f"{chunk.section} {chunk.text}")):
+                return [chunk_passage(chunk)]
+            return None
+    return None
+
+
+def definition(store: ChunkStore, short: str, sources: AbstractSet[str] | None = None) -> list[Passage] | None:
+    """The first chunk, in document order among the BM25 matches of `short`, that defines it as "long form
+    (SHORT)", or None."""
+    view = store.view()
+    records = view.records([key for key, _ in view.lexical(short, 200, sources)])
+    defines = re.compile(rf"\(\s*{re.escape(short)}s?\s*\)", re.I)
+    found = sorted((r.chunk for r in records.values() if r.chunk.kind not in ("list", "table") and defines.search(r.chunk.text)),
+                   key=lambda c: (c.source, c.start))
+    return [chunk_passage(found[0])] if found else None
