@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from assistant.encoders.pipeline import TokenVectors
-from assistant.lexical import HEALTH_LEXICON, idf, named_terms, stopwords, tokenize, words
+from assistant.lexical import health_terms, idf, named_terms, stopwords, tokenize, words
 from assistant.models import Chunk, embedding_text
 from assistant.retrieval import Hit
 
@@ -74,18 +74,13 @@ def _tokens_of(chunk: Chunk) -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def health_lexicon() -> dict[str, dict[str, tuple[tuple[str, ...], ...]]]:
-    """Health terms (assistant/data/health_lexicon.txt) as token sequences, by `LEXICON_GROUPS` group and first token."""
+    """Health terms (`lexical.health_terms`) as token sequences, by `LEXICON_GROUPS` group and first token."""
     group_of = {category: group for group, categories in LEXICON_GROUPS.items() for category in categories}
     by_first: dict[str, dict[str, set[tuple[str, ...]]]] = {}
-    group = None
-    for line in HEALTH_LEXICON.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line.startswith("# category:"):
-            group = group_of.get(line.split(":", 1)[1].strip())
-        elif line and not line.startswith("#") and group is not None:
-            term = tuple(tokenize(line.replace("-", " ")))
-            if term:
-                by_first.setdefault(term[0], {}).setdefault(group, set()).add(term)
+    for category, text in health_terms():
+        group, term = group_of.get(category), tuple(tokenize(text))
+        if group is not None and term:
+            by_first.setdefault(term[0], {}).setdefault(group, set()).add(term)
     return {first: {g: tuple(terms) for g, terms in groups.items()} for first, groups in by_first.items()}
 
 

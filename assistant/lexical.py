@@ -54,10 +54,22 @@ HEALTH_LEXICON = Path(__file__).resolve().parent / "data" / "health_lexicon.txt"
 
 
 @lru_cache(maxsize=1)
+def health_terms() -> tuple[tuple[str, str], ...]:
+    """(category, term) for every term of the health lexicon, hyphens read as spaces ("beta carotene")."""
+    terms, category = [], ""
+    for line in HEALTH_LEXICON.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("# category:"):
+            category = line.split(":", 1)[1].strip()
+        elif line and not line.startswith("#"):
+            terms.append((category, line.replace("-", " ")))
+    return tuple(terms)
+
+
+@lru_cache(maxsize=1)
 def health_words() -> frozenset[str]:
     """Every word of the health lexicon's terms, normalised and unstemmed ("statin", "warfarin", "aplastic")."""
-    lines = HEALTH_LEXICON.read_text(encoding="utf-8").splitlines()
-    return frozenset(w for line in lines if not line.startswith("#") for w in words(line.replace("-", " ")))
+    return frozenset(w for _, term in health_terms() for w in words(term))
 
 
 def tokenize(text: str) -> list[str]:
