@@ -29,7 +29,10 @@ from assistant.stores import ChunkStore
 _WHOLE = re.compile(r"\b(summar(y|ies|ise|ize|ised|ized)|overview|gist|tl;? ?dr|takeaways?|main (points?|ideas?|messages?)|"
                     r"key (points?|messages?|findings?)|bottom line|conclu(sion|sions|de|des|ded)|sum (it |this |that )?up|about)\b")
 _CLOSING_ASK = re.compile(r"\b(summar\w*|tl;? ?dr|takeaways?|main|key|bottom line|conclu\w*)\b")
-_THE_DOCUMENT = re.compile(r"\b(article|document|doc|page|text|post|paper|piece|pdf|author|writer|it|this)\b")
+#: Words that name a document ("what's the article about?" names it; "what's it about?" may mean the last subject).
+_DOCUMENT_NOUNS = "article|document|doc|page|post|paper|pdf"
+_NAMES_THE_DOCUMENT = re.compile(rf"\b({_DOCUMENT_NOUNS})\b")
+_THE_DOCUMENT = re.compile(rf"\b({_DOCUMENT_NOUNS}|text|piece|author|writer|it|this)\b")
 _ABOUT_ME = re.compile(r"\b(yourself|yourselves|who are you|what are you)\b")
 _ASKING = re.compile(r"\b(pls|plz|please|quick|quickly|briefly|short|give|gimme|sum|up|overall|whole|so|ok|okay|main|key)\b")
 
@@ -51,7 +54,7 @@ def document_question(question: str, *, follows: bool = False) -> str | None:
     text = normalize(question)
     if _ABOUT_ME.search(text):
         return None
-    if not _WHOLE.search(text) or (follows and not re.search(r"\b(article|document|doc|page|post|paper|pdf)\b", text)):
+    if not _WHOLE.search(text) or (follows and not _NAMES_THE_DOCUMENT.search(text)):
         return None
     if has_content(_ASKING.sub(" ", _THE_DOCUMENT.sub(" ", _WHOLE.sub(" ", text)))):
         return None
@@ -119,7 +122,7 @@ _READING_WORDS = frozenset("suggest suggested suggestions recommend recommended 
 
 # "Does the article mention vitamin D?", "is potassium discussed?": a question about what the document contains,
 # searched and judged on its topic alone, so "does the article talk about zinc?" is refused as "zinc" would be.
-_DOCUMENT = r"(the|this|that|your) (article|document|doc|text|page|post|paper|pdf|piece|source|guide|leaflet)"
+_DOCUMENT = rf"(the|this|that|your) ({_DOCUMENT_NOUNS}|text|piece|source|guide|leaflet)"
 _TOPIC_ASKED = [
     re.compile(r"^\W*(does|do|did|will|can) " + _DOCUMENT + r" (\w+ )?(mention|mentions|talk about|discuss|cover|"
                r"say anything about|say something about|say much about|touch on|bring up|refer to|include|list|name)"
