@@ -3,7 +3,8 @@
 A chunk is a unit an answer can quote: a sentence of a paragraph, one list item, one table
 row, or a whole short list or table (so that "which foods..." can be answered by the list,
 and "do lentils..." by its item). What makes it findable is stored beside it as `context` (its section heading,
-the sentence that introduces a list, a table's header names paired with the row's cells);
+the page title when the chunk does not name the page's subject, the sentence that introduces a list, a
+table's header names paired with the row's cells);
 the chunk itself is always `text[start:end]` of the source, never a rewritten string.
 
 Headings are Markdown `#` lines, setext underlines, or, in plain text, short lines that
@@ -27,7 +28,7 @@ from assistant.models import Chunk, Document
 from assistant.readers import EXTRACTOR_VERSION
 
 #: Recorded in every store's manifest: a change to how documents are cut must re-index them.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 
 
 def chunking_manifest(*, max_chunk_chars: int, max_heading_words: int) -> dict[str, int]:
@@ -215,6 +216,32 @@ def _label_row(header: list[str], row: str) -> str:
     return "; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells))
 
 
+_SUBJECT_WORD = re.compile(r"[^\W\d_][\w-]{3,}")
+_NOT_SUBJECT = frozenset("about after also and before does from guide have help helps into more plain that their them "
+                         "they this what when which with your".split())
+
+
+def _subject(text: str) -> set[str]:
+    return {w.lower().rstrip("s") for w in _SUBJECT_WORD.findall(text)} - _NOT_SUBJECT
+
+
+def _with_subject(title: str, context: str, text: str) -> str:
+    """`context`, under the document's title when neither it nor `text` names a word of the title.
+
+    A sentence that does not name its page's subject inherits it ("Tiredness and lack of energy are the
+    most common complaints" is about iron deficiency because the page is); one that names it keeps its
+    own words, so a page on two subjects does not tie every sentence to both.
+
+    >>> _with_subject("Iron Deficiency and Anaemia", "Signs and symptoms", "Tiredness is common.")
+    'Iron Deficiency and Anaemia\\nSigns and symptoms'
+    >>> _with_subject("Iron Deficiency and Anaemia", "Signs and symptoms", "Iron deficiency is common.")
+    'Signs and symptoms'
+    """
+    if not title or title == context.split("\n", 1)[0] or _subject(title) & _subject(f"{context}\n{text}"):
+        return context
+    return f"{title}\n{context}"
+
+
 def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_words: int = 12, first_id: int = 0) -> list[Chunk]:
     """Cut one document into quotable chunks, in document order, ids counting from `first_id`."""
     text = doc.text
@@ -222,25 +249,27 @@ def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_wo
     title = next((ln.heading for ln in lines if ln.kind == "heading"), "")
     if not title:
         title = doc.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    spans: list[tuple[int, int, str, str, int]] = []  # start, end, kind, context, block
+    spans: list[tuple[int, int, str, str, str, int]] = []  # start, end, kind, section, context, block
     lead_in, lead_section = "", ""
     for number, block in enumerate(_blocks(text, lines, title)):
+        heading = block.section
         if block.kind == "paragraph":
             sentences = split_sentences(text, block.lines[0].start, block.lines[-1].end)
             for s, e in sentences:
-                spans.extend((ps, pe, "sentence", block.section, number) for ps, pe in _cut_long(text, s, e, max_chunk_chars))
+                spans.extend((ps, pe, "sentence", block.section, _with_subject(title, heading, text[ps:pe]), number)
+                             for ps, pe in _cut_long(text, s, e, max_chunk_chars))
             lead_in = text[sentences[-1][0] : sentences[-1][1]] if sentences else ""
             lead_section = block.section
         elif block.kind == "list":
             # The paragraph's last sentence introduces the list only within one section: a list straight under
             # a heading has no lead-in, whatever ended the section before.
-            context = f"{block.section}\n{lead_in}" if lead_in and lead_section == block.section else block.section
+            context = f"{heading}\n{lead_in}" if lead_in and lead_section == block.section else heading
             whole = _strip_span(text, block.lines[0].body_start, block.lines[-1].end)
             if len(block.lines) > 1 and whole[1] - whole[0] <= max_chunk_chars:
-                spans.append((*whole, "list", context, number))
+                spans.append((*whole, "list", block.section, _with_subject(title, context, text[whole[0]:whole[1]]), number))
             for line in block.lines:
                 for ps, pe in _cut_long(text, *_strip_span(text, line.body_start, line.end), max_chunk_chars):
-                    spans.append((ps, pe, "list_item", context, number))
+                    spans.append((ps, pe, "list_item", block.section, _with_subject(title, context, text[ps:pe]), number))
             lead_in = ""
         else:
             rows = [ln for ln in block.lines if ln.kind == "table"]
@@ -250,16 +279,16 @@ def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_wo
             labelled = [_label_row(header, text[line.start : line.end]) for line in body]
             whole = _strip_span(text, block.lines[0].start, block.lines[-1].end)
             if len(rows) > 1 and whole[1] - whole[0] <= max_chunk_chars:
-                spans.append((*whole, "table", "\n".join([block.section, *labelled]), number))
+                spans.append((*whole, "table", block.section, _with_subject(title, "\n".join([heading, *labelled]), ""), number))
             for line, row_text in zip(body, labelled):
                 for ps, pe in _cut_long(text, *_strip_span(text, line.start, line.end), max_chunk_chars):
-                    spans.append((ps, pe, "table_row", f"{block.section}\n{row_text}", number))
+                    spans.append((ps, pe, "table_row", block.section, _with_subject(title, f"{heading}\n{row_text}", ""), number))
             lead_in = ""
     return [
         Chunk(
             id=first_id + i,
             source=doc.source,
-            section=context.split("\n", 1)[0],
+            section=section,
             kind=kind,  # type: ignore[arg-type]
             start=s,
             end=e,
@@ -267,7 +296,7 @@ def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_wo
             context=context,
             block=block,
         )
-        for i, (s, e, kind, context, block) in enumerate(spans)
+        for i, (s, e, kind, section, context, block) in enumerate(spans)
     ]
 
 

@@ -52,7 +52,7 @@ _FILLER = frozenset("""
 how much many what which when where who whom whose why does did do is are was were be been can could should would
 will shall may might must type kind sort best better good bad ok okay real really like lol lmao actually basically
 just also even still please thanks thank hey hi hello anyone someone somebody know tell explain say says said mean
-means thing things stuff way ways get gets got gotta gonna wanna take takes taking taken make makes made use used
+means find finds found show shows showed shown thing things stuff way ways get gets got gotta gonna wanna take takes taking taken make makes made use used
 using need needs help helps work works working legit true false right wrong whole part overall bottom line
 """.split())
 _NUMBER_QUESTION = re.compile(r"\b(how (much|many|long|often)|dose|dosage|amount|mg|milligrams?|grams?|iu|per day|daily)\b", re.I)

@@ -61,7 +61,18 @@ def test_markdown_structure():
 def test_a_list_straight_under_a_heading_takes_no_lead_in_from_the_section_before():
     document = doc("# Intake\nAdults need two litres a day.\n\n# Signs\n- Thirst\n- Dark urine\n")
     items = [c for c in chunk_document(document) if c.kind == "list_item"]
-    assert [c.context for c in items] == ["Signs", "Signs"]
+    assert [c.context.split("\n")[-1] for c in items] == ["Signs", "Signs"]
+    assert not any("Adults need" in c.context for c in items)
+
+
+def test_a_chunk_that_does_not_name_the_page_subject_is_read_under_the_page_title():
+    document = doc("# Iron Deficiency\n\n## Signs\n\nTiredness is the most common complaint. "
+                   "Iron stores fall first.\n\n| Sign | How often |\n|---|---|\n| Pale skin | Often |\n")
+    chunks = {c.text: c for c in chunk_document(document)}
+    assert chunks["Tiredness is the most common complaint."].context == "Iron Deficiency\nSigns"
+    assert chunks["Iron stores fall first."].context == "Signs"  # names the subject itself
+    assert chunks["| Pale skin | Often |"].context.startswith("Iron Deficiency\nSigns\n")
+    assert {c.section for c in chunks.values()} == {"Signs"}  # the citation's section is unchanged
 
 
 def test_crlf_and_plain_text_offsets():
