@@ -27,6 +27,12 @@ NOT_COVERED = (
 )
 
 
+SMALL_TALK_REPLY = (
+    "Hello! I answer questions about the documents by quoting them word for word, with the place each quote "
+    "comes from. Ask about something they discuss."
+)
+
+
 def _overlaps(a: Chunk, b: Chunk) -> bool:
     return a.source == b.source and a.start < b.end and b.start < a.end
 
@@ -252,8 +258,9 @@ def _placed(passage: Passage, reader: ChunkReader | None) -> dict:
     return {"page": boxes[0][0] if boxes else geometry.page_of(passage.start), "boxes": boxes}
 
 
-def compose_answer(question: str, citations: list[Citation], *, notice: str | None = None, lead_with_disclaimer: bool = False) -> Answer:
-    """An `Answer` whose text is the notice (if any) and the quotes with their markers."""
+def compose_answer(question: str, citations: list[Citation], *, notice: str | None = None, lead_with_disclaimer: bool = False,
+                   reply: str = NOT_COVERED) -> Answer:
+    """An `Answer` whose text is the notice (if any) and the quotes with their markers, or `reply` without quotes."""
     parts: list[str] = []
     if lead_with_disclaimer:
         parts.append(DISCLAIMER)
@@ -262,7 +269,7 @@ def compose_answer(question: str, citations: list[Citation], *, notice: str | No
     if citations:
         parts.extend(f"{c.quote} [{c.n}]" for c in citations)
     else:
-        parts.append(NOT_COVERED)
+        parts.append(reply)
     return Answer(
         question=question,
         answer="\n\n".join(parts),

@@ -18,9 +18,10 @@ from typing import AbstractSet, Any, Callable, Sequence
 
 import numpy as np
 
-from assistant.answer import DISCLAIMER, cite, compose_answer, passages_of, select_passages, select_quotes
+from assistant.answer import (DISCLAIMER, SMALL_TALK_REPLY, cite, compose_answer, passages_of, select_passages,
+                              select_quotes)
 from assistant.batching import BatchingEncoder
-from assistant.conversation import contextualize, join_turns, user_turns
+from assistant.conversation import contextualize, join_turns, small_talk, user_turns
 from assistant.embedding import Embedder, embedder_for
 from assistant.encoders.pipeline import TokenVectors
 from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
@@ -313,6 +314,11 @@ class Assistant:
         `InvalidQuestion` for empty, oversized or control-character input, and its subclass
         `UnknownSource` for a document that is not indexed.
         """
+        text = validate_question(question, max_chars=self.settings.max_question_chars)
+        if small_talk(text):  # "hi", "thanks!", "what can you do?": nothing to search for
+            if sources is not None:
+                validate_sources(sources, self.store.sources().keys())
+            return compose_answer(text, [], reply=SMALL_TALK_REPLY)
         judgement = self.inspect(question, history, sources)
         passages = None
         if judgement.kind is None and judgement.hits:

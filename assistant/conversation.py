@@ -5,6 +5,9 @@ front of the new one when the new one leans on it: it refers back with a pronoun
 "they", "that one"), opens with a continuation ("and", "what about"), or is too short to
 stand alone. `Assistant.ask` also falls back to the joined form when the question alone is
 out of scope but reads as in scope with the turn before it ("Which organs improved?").
+
+Greetings, thanks and "what can you do?" (`small_talk`) ask nothing of the documents: they get a fixed
+reply saying what the assistant does, not a search that may quote "ideally in the morning" for "good morning".
 """
 
 from __future__ import annotations
@@ -22,6 +25,33 @@ _CONTINUES = re.compile(r"^\s*(and|also|but|or|so|then|what about|how about|what
                         r"(by|for|in|at|from|to|until|since|with) (how|what|which|when|whom)\b)\b", re.I)
 # "that" refers back when it is what the question is about ("was that…", "is that true"), not when it joins clauses.
 _THAT = re.compile(r"(^\s*that\b|\b(is|was|does|did|do|are|were|why|how|about|of|in|from) that\b|\bthat (one|study|form|row|table|list|part|kind|type)\b)", re.I)
+
+
+# One piece of a message that is only small talk: a greeting, thanks, a goodbye, an acknowledgement, or a question
+# about the assistant itself. A message is small talk when every piece between punctuation is one of these.
+_SMALL_TALK = re.compile(
+    r"(hi|hello|hey|hiya|howdy|yo|greetings|good (morning|afternoon|evening|day|night)|"
+    r"thanks?( you)?( (so|very) much)?|thank u|thx|ty|cheers|many thanks|much appreciated|"
+    r"bye|goodbye|bye bye|see (you|ya)( later| soon)?|take care|"
+    r"ok|okay|ok thanks|cool|great|nice|awesome|perfect|got it|sure|alright|all right|"
+    r"that (helps|helped|was helpful|makes sense)|makes sense|"
+    r"how are (you|u)( doing)?( today)?|what'?s up|sup|who are (you|u)|what are (you|u)|what can (you|u) do|"
+    r"what do (you|u) do|how does this work|quick question|i have a question)"
+    r"( there| all| everyone| folks| again| guys| mate| assistant| bot)?( again)?"
+)
+
+
+def small_talk(message: str) -> bool:
+    """Whether `message` is only greetings, thanks, goodbyes or questions about the assistant.
+
+    >>> small_talk("hi there, good morning!"), small_talk("Thanks so much :)"), small_talk("what can you do?")
+    (True, True, True)
+    >>> small_talk("hi, is magnesium safe?"), small_talk("good morning, my chest hurts"), small_talk("ok so why?")
+    (False, False, False)
+    """
+    pieces = [p.strip() for p in re.split(r"[^\w\s']+", message.lower().replace("\u2019", "'"))]
+    pieces = [p for p in pieces if p]
+    return bool(pieces) and all(_SMALL_TALK.fullmatch(re.sub(r"\s+", " ", p)) for p in pieces)
 
 
 def user_turns(history: Iterable[Any] | None) -> list[str]:

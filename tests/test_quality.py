@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from assistant import Assistant
-from assistant.answer import DISCLAIMER
+from assistant.answer import DISCLAIMER, SMALL_TALK_REPLY
 from assistant.evaluation.questions import BARS
 from assistant.settings import Settings
 from conftest import ROOT
@@ -92,6 +92,18 @@ def test_emergency_notice_comes_first(bot):
 def test_greetings_and_off_topic_requests_get_no_emergency_notice(bot, message):
     answer = bot.ask(message)
     assert answer.notice is None and not answer.grounded
+
+
+@pytest.mark.parametrize("message", ["hi there, good morning!", "Thanks so much :)", "what can you do?", "bye!"])
+def test_small_talk_gets_a_reply_saying_what_the_assistant_does(bot, message):
+    answer = bot.ask(message)
+    assert answer.answer == SMALL_TALK_REPLY and not answer.citations and answer.disclaimer == DISCLAIMER
+
+
+def test_a_greeting_before_a_question_does_not_hide_the_question(bot):
+    answer = bot.ask("hi there! which foods provide magnesium?")
+    assert answer.grounded and any("Leafy Greens" in c.quote for c in answer.citations)
+    assert bot.ask("good morning, I have crushing chest pain").notice is not None
 
 
 # Written for the safety classifiers' checks, in none of the training files: emergencies in everyday words, and
