@@ -28,7 +28,7 @@ from assistant.models import Chunk, Document
 from assistant.readers import EXTRACTOR_VERSION
 
 #: Recorded in every store's manifest: a change to how documents are cut must re-index them.
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4
 
 
 def chunking_manifest(*, max_chunk_chars: int, max_heading_words: int) -> dict[str, int]:
@@ -91,7 +91,7 @@ def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 def _looks_like_heading(line: str, max_words: int) -> bool:
     words = line.split()
-    if not words or len(words) > max_words or len(line) > 120:
+    if not words or len(words) > max_words or len(line) > 10 * max_words:
         return False
     if line.endswith(_END_PUNCT) or line.startswith("|"):
         return False
@@ -132,7 +132,10 @@ def _classify(text: str, max_heading_words: int) -> list[_Line]:
             or previous.kind != "paragraph"
             or text[previous.start : previous.end].rstrip().endswith((".", "!", "?", ":"))
         )
-        if follows_break and _looks_like_heading(stripped, max_heading_words):
+        # A document's first line is its title when it reads as one, even a long one ("Vitamin B12 — What It Does,
+        # Who Runs Low, and How Deficiency Is Treated"): it heads the whole page.
+        limit = max_heading_words * 2 if previous is None else max_heading_words
+        if follows_break and _looks_like_heading(stripped, limit):
             lines.append(_Line(start, end, "heading", heading=stripped))
         else:
             lines.append(_Line(start, end, "paragraph"))

@@ -135,3 +135,13 @@ def test_layout_lines_give_content_without_markers_and_a_row_finds_its_header():
     header = table_header(text, row)
     assert header is not None and text[header[0] : header[1]] == "| A | B |"
     assert table_header(text, text.index("| A")) is None and table_header(text, text.index("- two")) is None
+
+
+def test_a_long_first_line_without_closing_punctuation_is_the_title():
+    text = ("Vitamin B12 — What It Does, Who Runs Low, and How Deficiency Is Treated\n\n"
+            "# Food sources\n\nGood sources include meat and fish.\n")
+    chunks = chunk_document(doc(text, "b12.txt"))
+    assert [c.text for c in chunks] == ["Good sources include meat and fish."]
+    assert chunks[0].context.startswith("Vitamin B12 — What It Does")
+    sentence = "This first line is a long sentence of more than twelve words that ends with a full stop.\n"
+    assert [c.kind for c in chunk_document(doc(sentence, "s.txt"))] == ["sentence"]
