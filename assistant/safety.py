@@ -102,6 +102,10 @@ _PERSONAL = [re.compile(p) for p in PERSONAL_PATTERNS]
 _GENERAL_QUESTION = re.compile(
     r"^\W*(what|what's|whats|which|why|how|when|where|who|can|could|does|do|did|is|are|was|were|should|would|will|"
     r"may|might|tell me|explain|define)\b")
+# A message that names what it asks about rather than a situation: "potassium stroke risk", "fibre heart disease
+# bowel cancer risk" are searches for a subject, however they are worded.
+_A_SUBJECT = re.compile(r"\b(risks?|prevent\w*|protect\w*|links?|linked|associat\w+|evidence|stud(y|ies)|research|"
+                        r"trials?|facts?|vs|versus|definition|meaning)\b")
 _A_CASE = re.compile(
     r"\b(i|i'm|im|i've|ive|me|my|mine|myself|we|we're|our|us|he|he's|hes|she|she's|shes|him|his|her|they're|them|"
     r"someone|somebody|this|these|now|happening|currently|ambulance|911|999|112)\b")
@@ -114,9 +118,11 @@ def names_a_case(question: str) -> bool:
     (False, True)
     >>> names_a_case("chest pain and sweating"), names_a_case("What are the signs of a stroke in my dad?")
     (True, True)
+    >>> names_a_case("potassium stroke risk"), names_a_case("my stroke risk is high and my face is drooping")
+    (False, True)
     """
     text = normalize(question)
-    return not _GENERAL_QUESTION.search(text) or bool(_A_CASE.search(text))
+    return not (_GENERAL_QUESTION.search(text) or _A_SUBJECT.search(text)) or bool(_A_CASE.search(text))
 
 
 # A condition named as something long past: "had a stroke 3 years ago", "a heart attack back in 2015",

@@ -126,6 +126,7 @@ NO_EMERGENCY = [
     "my houseplant is dying what do i do", "what is the capital of Australia", "write a rap about mondays", "lol",
     "hello??", "help me write a cover letter", "my laptop screen went black",
     "Can magnesium prevent a heart attack?", "What is chest pain a sign of?", "Is an overdose of magnesium possible?",
+    "magnesium stroke risk", "heart attack prevention magnesium",
 ]
 
 
