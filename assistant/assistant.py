@@ -158,6 +158,10 @@ class PassageTokens:
         return [found[t] for t in texts]
 
 
+#: How many of a question's first hits name the documents a question about the text itself may be answered from.
+ANSWER_ABOUT_THE_TEXT_HITS = 5
+
+
 class Assistant:
     """Answers questions with quotes from the corpus; load once, ask many times (thread-safe)."""
 
@@ -322,7 +326,8 @@ class Assistant:
         judgement = self.inspect(question, history, sources)
         passages = None
         if judgement.kind is None and judgement.hits:
-            passages = answer_about_the_text(self.store, judgement.question, judgement.hits[0].chunk.source,
+            ranked = list(dict.fromkeys(h.chunk.source for h in judgement.hits[:ANSWER_ABOUT_THE_TEXT_HITS]))
+            passages = answer_about_the_text(self.store, judgement.question, ranked,
                                              follows=bool(user_turns(history)), sources=sources)
         if passages is None:
             passages = self._passages(judgement) if judgement.covered else []

@@ -153,16 +153,20 @@ _CLOSING_SECTION = re.compile(r"\b(conclusions?|summary|in (short|brief)|takeawa
 WHOLE_DOCUMENT_SENTENCES = 4
 
 
-def answer_about_the_text(store: ChunkStore, question: str, source: str, *, follows: bool = False,
+def answer_about_the_text(store: ChunkStore, question: str, ranked: Sequence[str], *, follows: bool = False,
                           sources: Sequence[str] | None = None) -> list[Passage] | None:
-    """Passages for a question about the text itself (`source`: the document the search put first), or None for
-    any other question, or when the document has no part that answers it."""
+    """Passages for a question about the text itself (`ranked`: the documents of the search's first hits, best
+    first), or None for any other question, or when no document has a part that answers it.
+
+    "What is it about?" is about the document the search put first; "where can I read more?" is answered by
+    the first of them that points to further reading (in a folder of pages, the first may not).
+    """
     whole = document_question(question, follows=follows)
     if whole is not None:
-        return whole_document(store, source, whole)
+        return whole_document(store, ranked[0], whole)
     rest = more_reading_asked(question)
     if rest is not None:
-        return pointer(store, source, rest)
+        return next((found for source in ranked if (found := pointer(store, source, rest)) is not None), None)
     short = short_form_asked(question)
     return definition(store, short, frozenset(sources) if sources is not None else None) if short else None
 

@@ -222,6 +222,20 @@ def test_where_to_read_more_is_answered_by_the_documents_own_pointer(tmp_path, f
     assert pointer not in [c.quote for c in bot.ask("Where can I learn more about zinc?").citations]
 
 
+def test_where_to_read_more_looks_past_a_document_with_no_pointer(tmp_path, fake_embedder):
+    from assistant.settings import Settings
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a-water.md").write_text("# Water\nAdults need two litres a day. Read labels for more salt.\n",
+                                       encoding="utf-8")
+    (folder / "b-salt.md").write_text("# Salt\nMost salt comes from bread.\n\nFor more information, see a dietitian.\n",
+                                      encoding="utf-8")
+    bot = Assistant.load(Settings(corpus_dir=folder, index_dir=tmp_path / "index"), embedder=fake_embedder)
+    answer = bot.ask("Where can I read more?")
+    assert [(c.source, c.quote) for c in answer.citations] == [("b-salt.md", "For more information, see a dietitian.")]
+
+
 def test_whether_the_document_mentions_something_is_judged_on_its_words(tmp_path, fake_embedder):
     from assistant.settings import Settings
 
