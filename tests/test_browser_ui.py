@@ -101,7 +101,11 @@ def test_a_long_answer_opens_at_its_top_with_the_notice_in_view(page):
     answer = page.locator(BOT).last
     notice = answer.locator(".notice")
     assert notice.count() == 1
-    page.wait_for_timeout(500)
-    assert in_view(page.locator(USER).last) and in_view(notice), "the answer opened scrolled past its notice"
+    question = page.locator(USER).last
+    for _ in range(30):  # the chat scrolls after it renders: give it up to 3 s on a loaded machine
+        if in_view(question) and in_view(notice):
+            break
+        page.wait_for_timeout(100)
+    assert in_view(question) and in_view(notice), "the answer opened scrolled past its notice"
     label = page.locator("#chat [data-testid='block-label']")
     assert label.count() == 0 or not label.first.is_visible()  # no floating label over the messages
