@@ -255,18 +255,17 @@ def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_wo
     spans: list[tuple[int, int, str, str, str, int]] = []  # start, end, kind, section, context, block
     lead_in, lead_section = "", ""
     for number, block in enumerate(_blocks(text, lines, title)):
-        heading = block.section
         if block.kind == "paragraph":
             sentences = split_sentences(text, block.lines[0].start, block.lines[-1].end)
             for s, e in sentences:
-                spans.extend((ps, pe, "sentence", block.section, _with_subject(title, heading, text[ps:pe]), number)
+                spans.extend((ps, pe, "sentence", block.section, _with_subject(title, block.section, text[ps:pe]), number)
                              for ps, pe in _cut_long(text, s, e, max_chunk_chars))
             lead_in = text[sentences[-1][0] : sentences[-1][1]] if sentences else ""
             lead_section = block.section
         elif block.kind == "list":
             # The paragraph's last sentence introduces the list only within one section: a list straight under
             # a heading has no lead-in, whatever ended the section before.
-            context = f"{heading}\n{lead_in}" if lead_in and lead_section == block.section else heading
+            context = f"{block.section}\n{lead_in}" if lead_in and lead_section == block.section else block.section
             whole = _strip_span(text, block.lines[0].body_start, block.lines[-1].end)
             if len(block.lines) > 1 and whole[1] - whole[0] <= max_chunk_chars:
                 spans.append((*whole, "list", block.section, _with_subject(title, context, text[whole[0]:whole[1]]), number))
@@ -282,10 +281,10 @@ def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_wo
             labelled = [_label_row(header, text[line.start : line.end]) for line in body]
             whole = _strip_span(text, block.lines[0].start, block.lines[-1].end)
             if len(rows) > 1 and whole[1] - whole[0] <= max_chunk_chars:
-                spans.append((*whole, "table", block.section, _with_subject(title, "\n".join([heading, *labelled]), ""), number))
+                spans.append((*whole, "table", block.section, _with_subject(title, "\n".join([block.section, *labelled]), ""), number))
             for line, row_text in zip(body, labelled):
                 for ps, pe in _cut_long(text, *_strip_span(text, line.start, line.end), max_chunk_chars):
-                    spans.append((ps, pe, "table_row", block.section, _with_subject(title, f"{heading}\n{row_text}", ""), number))
+                    spans.append((ps, pe, "table_row", block.section, _with_subject(title, f"{block.section}\n{row_text}", ""), number))
             lead_in = ""
     return [
         Chunk(
