@@ -24,8 +24,9 @@ from assistant.batching import BatchingEncoder
 from assistant.conversation import contextualize, join_turns, small_talk, user_turns
 from assistant.embedding import Embedder, embedder_for
 from assistant.encoders.pipeline import TokenVectors
-from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, alignment_features,
-                                candidate_features, has_content, question_features)
+from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, RESIDUAL_PASSAGES,
+                                alignment_features, candidate_features, has_content, question_features,
+                                residual_features, residual_names)
 from assistant.indexing import open_synced
 from assistant.meta_questions import answer_about_the_text, topic_asked
 from assistant.lexical import tokenize
@@ -116,7 +117,8 @@ class Judgement:
 
 def _reads_features(model: AnswerModel, embedder: Embedder) -> bool:
     """Whether `model` reads the features this version computes, with an encoder that gives them all."""
-    if model.rank.features != CANDIDATE_FEATURES or model.answerable.features != QUESTION_FEATURES:
+    expected = QUESTION_FEATURES + residual_names(getattr(embedder, "dimension", 0))
+    if model.rank.features != CANDIDATE_FEATURES or model.answerable.features != expected:
         logger.warning("the answer model was trained on other features than this version computes: "
                        "using the hand-set scope policy (retrain: python -m assistant eval --train)")
         return False
@@ -255,14 +257,18 @@ class Assistant:
             # "Does it mention potassium?" asks about words: covered when the documents use every one the topic names.
             names = tokenize(own)
             judgement.covered = bool(names) and all(df > 0 for df in view.document_frequencies(names).values())
-        if not judgement.covered and previous is not None and not follows:
-            # Not covered alone, e.g. "Which organs improved?": read it with the turn before,
-            # provided the passage that reading finds is still related to the question itself.
+        unsure = not judgement.covered or (self.answer_model is not None
+                                           and judgement.answerable < self.answer_model.emergency_threshold)
+        if unsure and previous is not None and not follows:
+            # Not clearly covered alone, e.g. "Which organs improved?" after a question on a rat study: read it
+            # with the turn before too, and take that reading if it is more surely answered and the passage it
+            # finds is still related to the question itself.
             joined = rewrite(join_turns(previous, text), vocabulary).text
             joined_vectors, joined_tokens = self._encode([joined])
             retry = self._judge(view, text, joined, joined, joined_vectors[0], vectors[-1], kind, notice, among,
                                 joined_tokens, joined)
-            if retry.covered and self._related(view, vectors[-1], retry.hits[0]):
+            better = not judgement.covered or retry.answerable > judgement.answerable
+            if retry.covered and better and self._related(view, vectors[-1], retry.hits[0]):
                 return retry
         return judgement
 
@@ -299,8 +305,11 @@ class Assistant:
         order = np.lexsort((np.arange(len(hits)), -logits))
         hits, features, logits = [hits[i] for i in order], features[order], logits[order]
         alignment = alignment_features(pieces, self.passage_tokens.get([h.chunk for h in hits[:ALIGNMENT_PASSAGES]]))
-        facts = question_features(own, hits, logits, df, view.count(), english_words(), alignment)
-        answerable = float(model.answerable.probabilities(facts)[0])
+        facts = np.concatenate([
+            question_features(own, hits, logits, df, view.count(), english_words(), alignment),
+            residual_features(own_vector, view.vectors([h.key for h in hits[:RESIDUAL_PASSAGES]])),
+        ])
+        answerable = model.answerable_probability(facts)
         threshold = model.emergency_threshold if kind == "emergency" else model.threshold
         # The hand-set policy's second route (names the corpus uses count as covered) is not taken here: the
         # model reads names itself (`names_unknown`, the alignment of "Framingham" with the passage's), and on

@@ -40,6 +40,12 @@ QUESTION_FEATURES = (
     "unknown_health_entity", "unknown_population", "unknown_anatomy", "unknown_commerce", *ALIGNMENT_FEATURES,
 )
 
+#: What a question asks beyond its first passages: its vector less its projection on the span of the vectors of
+#: the top `RESIDUAL_PASSAGES` passages, one feature per embedding dimension ("residual_<i>"). Which way that
+#: remainder points says what the passages leave out — an amount, a brand, an age group, another nutrient —
+#: whatever the document's subject, so the weights learned on the bank's documents carry over to others.
+RESIDUAL_PASSAGES = 3
+
 #: Groups of `health_lexicon` categories, one question feature each: the question names a term of the group
 #: that the corpus does not use. Entities (a nutrient, food, medicine, condition, test) weigh most.
 LEXICON_GROUPS: dict[str, tuple[str, ...]] = {
@@ -197,6 +203,25 @@ def alignment_features(question: TokenVectors | None, passages: Sequence[TokenVe
         stats.append((float(best.mean()), float(best.min()), float(np.mean(best < 0.40)), float(np.mean(best < 0.55))))
     top = stats[0]
     return np.array([top[1], top[2], max(s[0] for s in stats), max(s[1] for s in stats), min(s[3] for s in stats)])
+
+
+def residual_names(dimension: int) -> tuple[str, ...]:
+    """The names of the residual features of an embedder with `dimension`-wide vectors."""
+    return tuple(f"residual_{i}" for i in range(dimension))
+
+
+def residual_features(question: np.ndarray, passages: np.ndarray) -> np.ndarray:
+    """The part of `question` (a vector) outside the span of `passages` (rows, best first): see `RESIDUAL_PASSAGES`.
+
+    Not rescaled: its length, how much of the question the passages leave out, is part of what it says.
+    """
+    question = np.asarray(question, dtype=float)
+    question = question / (np.linalg.norm(question) or 1.0)
+    rows = np.asarray(passages, dtype=float)[:RESIDUAL_PASSAGES]
+    if not len(rows):
+        return question
+    basis, _ = np.linalg.qr(rows.T)  # orthonormal columns spanning the passages
+    return question - basis @ (basis.T @ question)
 
 
 def question_features(

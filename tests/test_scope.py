@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from assistant.scope import ScopePolicy, coverage, names_known
@@ -58,7 +59,7 @@ def test_the_packaged_models_match_the_features_the_code_computes():
     import json
 
     from assistant.embedding import model_label
-    from assistant.features import CANDIDATE_FEATURES, QUESTION_FEATURES
+    from assistant.features import CANDIDATE_FEATURES, QUESTION_FEATURES, residual_names
     from assistant.safety import DEFAULT_SAFETY_MODEL, load_safety_model
     from assistant.scope import DEFAULT_ANSWER_MODEL, load_answer_model
     from assistant.settings import BUNDLED_MODEL
@@ -66,7 +67,8 @@ def test_the_packaged_models_match_the_features_the_code_computes():
     label = model_label(BUNDLED_MODEL)
     answer = load_answer_model(DEFAULT_ANSWER_MODEL, label)
     assert answer is not None, "the packaged answer model is missing, unreadable or for another embedder"
-    assert answer.rank.features == CANDIDATE_FEATURES and answer.answerable.features == QUESTION_FEATURES
+    assert answer.rank.features == CANDIDATE_FEATURES
+    assert answer.answerable.features == QUESTION_FEATURES + residual_names(384)
     assert 0 < answer.threshold <= answer.emergency_threshold < 1
     assert "tune" == answer.trained["split"] and answer.trained["banks"]
     safety = load_safety_model(DEFAULT_SAFETY_MODEL, label)
@@ -80,3 +82,30 @@ def test_an_answer_model_for_another_embedder_falls_back_to_the_policy(tmp_path)
     assert load_answer_model(DEFAULT_ANSWER_MODEL, "another-model") is None
     (tmp_path / "broken.json").write_text("{", encoding="utf-8")
     assert load_answer_model(tmp_path / "broken.json", "x") is None
+
+
+def test_the_residual_is_what_the_passages_leave_out_of_the_question():
+    from assistant.features import residual_features
+
+    rng = np.random.default_rng(7)
+    passages = rng.normal(size=(3, 16))
+    inside = passages.T @ np.array([0.5, -1.0, 2.0])
+    assert np.allclose(residual_features(inside, passages), 0.0, atol=1e-9)
+    outside = rng.normal(size=16)
+    left = residual_features(outside, passages)
+    assert np.allclose(passages @ left, 0.0, atol=1e-9)  # orthogonal to every passage
+    assert 0 < np.linalg.norm(left) < 1  # of the unit question, what the passages do not account for
+    assert np.allclose(residual_features(outside, passages[:0]), outside / np.linalg.norm(outside))
+
+
+def test_the_residual_only_lowers_a_question_naming_an_unknown_health_term():
+    from assistant.scope import LinearModel, answerable_logits
+
+    names = ("unknown_health_entity", "best_dense", "residual_0", "residual_1")
+    model = LinearModel(names, np.zeros(4), np.ones(4), np.array([-1.0, 2.0, 3.0, 0.0]), 0.5)
+    raises, lowers = np.array([0.0, 0.2, 1.0, 9.0]), np.array([0.0, 0.2, -1.0, 9.0])
+    assert answerable_logits(model, raises)[0] == pytest.approx(model.logits(raises)[0])
+    named = np.array([1.0, 0.2, 1.0, 9.0])  # the same question, naming a term the corpus never uses
+    assert answerable_logits(model, named)[0] == pytest.approx(-1.0 + 0.4 + 0.5)  # the residual's +3 is dropped
+    assert answerable_logits(model, np.array([1.0, 0.2, -1.0, 0.0]))[0] == pytest.approx(-1.0 + 0.4 - 3.0 + 0.5)
+    assert answerable_logits(model, lowers)[0] == pytest.approx(model.logits(lowers)[0])
