@@ -70,6 +70,15 @@ def test_out_of_scope_is_refused_without_quotes(bot):
     assert not answer.grounded and answer.citations == [] and answer.disclaimer == DISCLAIMER
 
 
+@pytest.mark.parametrize("question", [
+    "What should I bring on a trip to Iceland?",  # "packed with magnesium" shares a word; the question nothing else
+    "What are good dietary sources of iron?",  # shaped like answerable questions, about a nutrient never named
+    "What does copper do in the body?",
+])
+def test_a_question_far_from_the_corpus_or_on_a_nutrient_it_never_names_is_refused(bot, question):
+    assert not bot.ask(question).grounded
+
+
 def test_a_name_the_corpus_uses_does_not_make_any_question_about_it_covered(bot):
     """The study is in the article; its size, or a normal score, are not: the name alone does not answer."""
     assert bot.ask("What did the Framingham study find about magnesium?").grounded

@@ -98,14 +98,16 @@ def test_the_residual_is_what_the_passages_leave_out_of_the_question():
     assert np.allclose(residual_features(outside, passages[:0]), outside / np.linalg.norm(outside))
 
 
-def test_the_residual_only_lowers_a_question_naming_an_unknown_health_term():
-    from assistant.scope import LinearModel, answerable_logits
+def test_the_residual_adds_at_most_its_cap_and_nothing_for_an_unknown_health_term():
+    from assistant.scope import RESIDUAL_CAP, LinearModel, answerable_logits
 
     names = ("unknown_health_entity", "best_dense", "residual_0", "residual_1")
     model = LinearModel(names, np.zeros(4), np.ones(4), np.array([-1.0, 2.0, 3.0, 0.0]), 0.5)
-    raises, lowers = np.array([0.0, 0.2, 1.0, 9.0]), np.array([0.0, 0.2, -1.0, 9.0])
-    assert answerable_logits(model, raises)[0] == pytest.approx(model.logits(raises)[0])
-    named = np.array([1.0, 0.2, 1.0, 9.0])  # the same question, naming a term the corpus never uses
-    assert answerable_logits(model, named)[0] == pytest.approx(-1.0 + 0.4 + 0.5)  # the residual's +3 is dropped
-    assert answerable_logits(model, np.array([1.0, 0.2, -1.0, 0.0]))[0] == pytest.approx(-1.0 + 0.4 - 3.0 + 0.5)
+    small, lowers = np.array([0.0, 0.2, 0.5, 9.0]), np.array([0.0, 0.2, -1.0, 9.0])
+    assert answerable_logits(model, small)[0] == pytest.approx(model.logits(small)[0])  # +1.5, under the cap
     assert answerable_logits(model, lowers)[0] == pytest.approx(model.logits(lowers)[0])
+    large = np.array([0.0, 0.2, 3.0, 9.0])  # the residual would add 9
+    assert answerable_logits(model, large)[0] == pytest.approx(0.4 + RESIDUAL_CAP + 0.5)
+    named = np.array([1.0, 0.2, 0.5, 9.0])  # naming a term the corpus never uses: the residual's +1.5 is dropped
+    assert answerable_logits(model, named)[0] == pytest.approx(-1.0 + 0.4 + 0.5)
+    assert answerable_logits(model, np.array([1.0, 0.2, -1.0, 0.0]))[0] == pytest.approx(-1.0 + 0.4 - 3.0 + 0.5)
