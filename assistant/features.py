@@ -216,12 +216,17 @@ def residual_features(question: np.ndarray, passages: np.ndarray) -> np.ndarray:
     Not rescaled: its length, how much of the question the passages leave out, is part of what it says.
     """
     question = np.asarray(question, dtype=float)
-    question = question / (np.linalg.norm(question) or 1.0)
-    rows = np.asarray(passages, dtype=float)[:RESIDUAL_PASSAGES]
-    if not len(rows):
-        return question
-    basis, _ = np.linalg.qr(rows.T)  # orthonormal columns spanning the passages
-    return question - basis @ (basis.T @ question)
+    left = question / (np.linalg.norm(question) or 1.0)
+    basis: list[np.ndarray] = []
+    for row in np.asarray(passages, dtype=float)[:RESIDUAL_PASSAGES]:  # Gram-Schmidt: a few rows, no LAPACK call
+        for b in basis:
+            row = row - (row @ b) * b
+        size = np.linalg.norm(row)
+        if size > 1e-9:  # a passage in the span of the ones before adds nothing
+            basis.append(row / size)
+    for b in basis:
+        left = left - (left @ b) * b
+    return left
 
 
 def question_features(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -99,6 +100,13 @@ class LinearModel:
 RESIDUAL_CAP = 2.0
 
 
+@lru_cache(maxsize=8)
+def _residual_mask(features: tuple[str, ...]) -> np.ndarray:
+    mask = np.array([name.startswith("residual_") for name in features], dtype=bool)
+    mask.setflags(write=False)
+    return mask
+
+
 def answerable_logits(model: LinearModel, rows: np.ndarray) -> np.ndarray:
     """The answerability model's logits, where the residual features (`features.residual_features`) add at
     most `RESIDUAL_CAP`, and nothing to a question naming a health term the corpus never uses
@@ -114,7 +122,7 @@ def answerable_logits(model: LinearModel, rows: np.ndarray) -> np.ndarray:
     refused 0.77 against 0.63 without it, answered 0.94 both).
     """
     rows = np.atleast_2d(rows)
-    residual = np.array([name.startswith("residual_") for name in model.features])
+    residual = _residual_mask(model.features)
     if not residual.any():
         return model.logits(rows)
     terms = ((rows - model.mean) / model.scale) * model.coef
