@@ -25,8 +25,8 @@ from assistant.conversation import contextualize, join_turns, small_talk, user_t
 from assistant.embedding import Embedder, embedder_for
 from assistant.encoders.pipeline import TokenVectors
 from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, RESIDUAL_PASSAGES,
-                                alignment_features, candidate_features, has_content, question_features,
-                                residual_features, residual_names)
+                                alignment_features, answerability_features, candidate_features, has_content,
+                                residual_names)
 from assistant.indexing import open_synced
 from assistant.meta_questions import answer_about_the_text, topic_asked
 from assistant.lexical import tokenize
@@ -117,7 +117,7 @@ class Judgement:
 
 def _reads_features(model: AnswerModel, embedder: Embedder) -> bool:
     """Whether `model` reads the features this version computes, with an encoder that gives them all."""
-    expected = QUESTION_FEATURES + residual_names(getattr(embedder, "dimension", 0))
+    expected = QUESTION_FEATURES + residual_names(embedder.dimension)
     if model.rank.features != CANDIDATE_FEATURES or model.answerable.features != expected:
         logger.warning("the answer model was trained on other features than this version computes: "
                        "using the hand-set scope policy (retrain: python -m assistant eval --train)")
@@ -305,10 +305,8 @@ class Assistant:
         order = np.lexsort((np.arange(len(hits)), -logits))
         hits, features, logits = [hits[i] for i in order], features[order], logits[order]
         alignment = alignment_features(pieces, self.passage_tokens.get([h.chunk for h in hits[:ALIGNMENT_PASSAGES]]))
-        facts = np.concatenate([
-            question_features(own, hits, logits, df, view.count(), english_words(), alignment),
-            residual_features(own_vector, view.vectors([h.key for h in hits[:RESIDUAL_PASSAGES]])),
-        ])
+        facts = answerability_features(own, hits, logits, df, view.count(), english_words(), alignment, own_vector,
+                                       view.vectors([h.key for h in hits[:RESIDUAL_PASSAGES]]))
         answerable = model.answerable_probability(facts)
         threshold = model.emergency_threshold if kind == "emergency" else model.threshold
         # The hand-set policy's second route (names the corpus uses count as covered) is not taken here: the

@@ -229,6 +229,18 @@ def residual_features(question: np.ndarray, passages: np.ndarray) -> np.ndarray:
     return left
 
 
+def answerability_features(
+    question: str, hits: Sequence[Hit], rank_scores: np.ndarray, df: dict[str, int], n: int,
+    english: dict[str, int], alignment: np.ndarray, question_vector: np.ndarray, passage_vectors: np.ndarray,
+) -> np.ndarray:
+    """The row the answerability model reads: `question_features`, then `residual_features` of the question's
+    own vector against its ranked passages' stored vectors (the first `RESIDUAL_PASSAGES` suffice)."""
+    return np.concatenate([
+        question_features(question, hits, rank_scores, df, n, english, alignment),
+        residual_features(question_vector, passage_vectors),
+    ])
+
+
 def question_features(
     question: str, hits: Sequence[Hit], rank_scores: np.ndarray, df: dict[str, int], n: int,
     english: dict[str, int], alignment: np.ndarray,

@@ -101,7 +101,8 @@ RESIDUAL_CAP = 2.0
 
 
 @lru_cache(maxsize=8)
-def _residual_mask(features: tuple[str, ...]) -> np.ndarray:
+def residual_columns(features: tuple[str, ...]) -> np.ndarray:
+    """Which of `features` are residual ones (`features.residual_names`), as a read-only mask."""
     mask = np.array([name.startswith("residual_") for name in features], dtype=bool)
     mask.setflags(write=False)
     return mask
@@ -122,7 +123,7 @@ def answerable_logits(model: LinearModel, rows: np.ndarray) -> np.ndarray:
     refused 0.77 against 0.63 without it, answered 0.94 both).
     """
     rows = np.atleast_2d(rows)
-    residual = _residual_mask(model.features)
+    residual = residual_columns(model.features)
     if not residual.any():
         return model.logits(rows)
     terms = ((rows - model.mean) / model.scale) * model.coef

@@ -26,12 +26,11 @@ import numpy as np
 from assistant.answer import select_passages
 from assistant.evaluation.bank import overlaps
 from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION_FEATURES, RESIDUAL_PASSAGES,
-                                alignment_features, candidate_features, question_features, residual_features,
-                                residual_names)
+                                alignment_features, answerability_features, candidate_features, residual_names)
 from assistant.lexical import tokenize
 from assistant.query import english_words
 from assistant.safety import speaks_of_oneself
-from assistant.scope import AnswerModel, LinearModel, answerable_logits
+from assistant.scope import AnswerModel, LinearModel, answerable_logits, residual_columns
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ def _fit(rows: np.ndarray, labels: np.ndarray, c: float, names: Sequence[str], *
     mean = rows.mean(axis=0) if standardize else np.zeros(rows.shape[1])
     scale = rows.std(axis=0) if standardize else np.ones(rows.shape[1])
     scale[scale == 0] = 1.0
-    scale[[i for i, name in enumerate(names) if name.startswith("residual_")]] *= shrink
+    scale[residual_columns(tuple(names))] *= shrink
     fitted = LogisticRegression(C=c, max_iter=5000, class_weight="balanced" if balanced else None)
     fitted.fit((rows - mean) / scale, labels)
     return LinearModel(tuple(names), mean, scale, fitted.coef_[0].copy(), float(fitted.intercept_[0]))
@@ -171,10 +170,8 @@ def train_answer_model(samples: list[Sample], *, embedder: str, source: dict[str
             logits = rank.logits(s.features)
         order = np.lexsort((np.arange(len(logits)), -logits))
         passages = s.reader.vectors([s.hits[i].key for i in order[:RESIDUAL_PASSAGES]])
-        rows.append(np.concatenate([
-            question_features(s.own, [s.hits[i] for i in order], logits[order], s.df, s.n, english, s.alignment(order)),
-            residual_features(s.vector, passages),
-        ]))
+        rows.append(answerability_features(s.own, [s.hits[i] for i in order], logits[order], s.df, s.n, english,
+                                           s.alignment(order), s.vector, passages))
         targets.append(bool(s.item["spans"]))
     rows_a, targets_a = np.array(rows), np.array(targets)
     documents = np.array([s.item["source"] for s in judged])
