@@ -105,6 +105,20 @@ def passages_of(hits: Sequence[Hit]) -> list[Passage]:
     return [chunk_passage(h.chunk, h.score) for h in hits]
 
 
+_REFERS_BACK = re.compile(r"^(it|its|they|their|these|this|those|both)\b|^(?:\W*\w+\W+){0,4}?(this|these)\b", re.I)
+
+
+def refers_back(sentence: str) -> bool:
+    """Whether a sentence opens by pointing at the one before it, so that it cannot be read alone.
+
+    >>> refers_back("Magnesium helps prevent this transdifferentiation."), refers_back("They form when calcium joins oxalate.")
+    (True, True)
+    >>> refers_back("Fibre supplements such as psyllium can help."), refers_back("Dark chocolate is a source.")
+    (False, False)
+    """
+    return bool(_REFERS_BACK.search(sentence.lstrip()))
+
+
 _SENTENCE_ENDS = re.compile(r"[.!?](\s|$)")
 _LIST_MARKER = re.compile(r"(\n\s*([-*+•]|\d{1,3}[.)]|\|))+$")
 
@@ -137,7 +151,8 @@ def select_passages(
     * `group_size` or more items of one list (rows of one table) become the whole list (table);
     * a sentence next to a quoted one in the same paragraph joins it when its own probability is
       at least `extend` × the quoted one's (a sentence that opens a topic, "other nutrients play
-      a role…", is quoted with the one that names them);
+      a role…", is quoted with the one that names them), or when one of the two opens by pointing
+      back at the other ("Magnesium helps prevent this transdifferentiation…", "They form when…");
     * chunks of one paragraph, list or table that are adjacent — or, for sentences, one
       sentence apart — become one passage, so "Magnesium helps prevent this…" comes with the
       sentence it continues, in document order, still an exact span;
@@ -157,7 +172,12 @@ def select_passages(
         asks = hit.chunk.text.rstrip().endswith("?")  # a question the document asks is answered by what follows
         for step in (-1, 1):
             near = place.get((hit.chunk.source, hit.chunk.block, hit.chunk.id + step))
-            if near is not None and id(near[0]) not in chosen and (near[1] >= extend * p or (asks and step == 1)):
+            if near is None or id(near[0]) in chosen:
+                continue
+            # A sentence that points back ("Magnesium helps prevent this transdifferentiation…") is read with the one
+            # it points at, whichever of the two was chosen.
+            carried = refers_back(near[0].chunk.text if step == 1 else hit.chunk.text)
+            if near[1] >= extend * p or (asks and step == 1) or carried:
                 kept.append(near)
                 chosen.add(id(near[0]))
     pieces: list[tuple[Chunk, float, Chunk]] = []  # (span chunk, probability, the chunk that earned it)

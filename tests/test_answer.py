@@ -131,6 +131,19 @@ def test_weak_candidates_are_not_quoted():
     assert [p.text for p in passages] == ["Magnesium guards calcium."]
 
 
+def test_a_sentence_that_points_back_is_quoted_with_the_one_it_points_at():
+    chunks = _chunks()
+    reader = _Reader(DOC, chunks)
+    # "It keeps it in bone." scores far under the extension bar, yet continues "Magnesium guards calcium.", and the
+    # other way round; "Off topic here." after it does not point back and stays out.
+    forward = select_passages(_ranked(chunks, [(1, 0.9), (2, 0.02), (3, 0.02)]), reader, relative=0.5, absolute=0.2,
+                              max_quotes=3, extend=0.5)
+    backward = select_passages(_ranked(chunks, [(2, 0.9), (1, 0.02), (3, 0.02)]), reader, relative=0.5, absolute=0.2,
+                               max_quotes=3, extend=0.5)
+    assert [p.text for p in forward] == [p.text for p in backward] == ["Magnesium guards calcium. It keeps it in bone."]
+    assert forward[0].highlight == (11, 36) and backward[0].highlight == (37, 57)
+
+
 def test_a_lead_in_brings_its_list_and_three_items_become_the_list():
     chunks = _chunks()
     reader = _Reader(DOC, chunks)
