@@ -198,28 +198,34 @@ def train_answer_model(samples: list[Sample], *, embedder: str, source: dict[str
                                 d: round(float(np.mean(chosen[targets_a & (documents == d)] >= threshold)), 4)
                                 for d in np.unique(documents[targets_a])}}
 
-    relative, absolute, extend, quoting = _choose_quoting(answerable, rank)
+    relative, absolute, extend, quoting = _choose_quoting(answerable, [oof[id(s)] for s in answerable])
     report["quoting"] = quoting
     trained = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **source, "questions": len(samples),
                "cross_validation": report}
     return AnswerModel(embedder, rank, scope, probability_cut, emergency_cut, relative, absolute, trained, extend), report
 
 
-def _choose_quoting(samples: list[Sample], rank: LinearModel) -> tuple[float, float, float, dict]:
+#: The least precision (share of quotes on a labelled span, tuning parts, out-of-fold ranking) a quoting setting may
+#: have; the target is 0.70. Lowered to 0.72 on thirteen documents it chose (relative 0.1, absolute 0.2): found
+#: 0.884 -> 0.897 for precision 0.751 -> 0.721 out of fold, and on the test parts hit@3 +0.004 for precision -0.038
+#: (a run with in-sample ranking, which chose alike) — not worth it.
+QUOTING_PRECISION_FLOOR = 0.75
+
+
+def _choose_quoting(samples: list[Sample], logits: list[np.ndarray]) -> tuple[float, float, float, dict]:
     """The (relative, absolute, extend) settings with the best balance of finding the answer and quoting only answers.
 
     Found: one of the first three quotes overlaps a labelled span; coverage: share of the labelled
     spans some quote overlaps; precision: share of quotes that overlap one. Found + coverage / 2 is
-    maximised (then precision) subject to at most 1.8 quotes per answer (the
-    bar is 2.0) and a precision of at least 0.75 (the bar is 0.70): the margins leave room for
+    maximised (then precision) subject to at most 1.8 quotes per answer (the target is 2.0) and a
+    precision of at least `QUOTING_PRECISION_FLOOR` (the target is 0.70): the margins leave room for
     questions unlike the tuning ones.
     """
     best, chosen, table = -1.0, (0.6, 0.3, 1.0), {}
     ranked = []
-    for s in samples:
-        logits = rank.logits(s.features)
-        order = np.lexsort((np.arange(len(logits)), -logits))
-        ranked.append(list(zip([s.hits[i] for i in order], (1.0 / (1.0 + np.exp(-logits[order]))).tolist())))
+    for s, scores in zip(samples, logits):
+        order = np.lexsort((np.arange(len(scores)), -scores))
+        ranked.append(list(zip([s.hits[i] for i in order], (1.0 / (1.0 + np.exp(-scores[order]))).tolist())))
     grid = [(r, a, e) for r in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
             for a in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5) for e in (1.0, 0.6, 0.4, 0.25, 0.15, 0.1)]
     for relative, absolute, extend in grid:
@@ -237,7 +243,7 @@ def _choose_quoting(samples: list[Sample], rank: LinearModel) -> tuple[float, fl
         precision, share, per = on / max(quotes, 1), found / len(samples), quotes / len(samples)
         recall = covered / max(spans, 1)
         table[(relative, absolute, extend)] = [round(share, 3), round(recall, 3), round(precision, 3), round(per, 2)]
-        score = share + 0.5 * recall + 0.01 * precision if per <= 1.8 and precision >= 0.75 else -1.0
+        score = share + 0.5 * recall + 0.01 * precision if per <= 1.8 and precision >= QUOTING_PRECISION_FLOOR else -1.0
         if score > best:
             best, chosen = score, (relative, absolute, extend)
     return *chosen, {"relative": chosen[0], "absolute": chosen[1], "extend": chosen[2],
