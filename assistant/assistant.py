@@ -334,8 +334,8 @@ class Assistant:
         passages = None
         if judgement.kind is None and judgement.hits:
             ranked = list(dict.fromkeys(h.chunk.source for h in judgement.hits[:ANSWER_ABOUT_THE_TEXT_HITS]))
-            passages = answer_about_the_text(self.store, judgement.question, ranked,
-                                             follows=bool(user_turns(history)), sources=sources)
+            passages = answer_about_the_text(self.store, judgement.question, ranked, follows=bool(user_turns(history)),
+                                             sources=sources, searched=judgement.search)
         if passages is None:
             passages = self._passages(judgement) if judgement.covered else []
         return compose_answer(judgement.question, cite(passages, self.store.view()), notice=judgement.notice,

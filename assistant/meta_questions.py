@@ -6,6 +6,8 @@ Some questions name nothing a passage's words or vector could match, yet the doc
   paragraph, or, asked for a conclusion or summary, the first paragraph of a section headed as one;
 * "Where can I read more?" (`more_reading_asked`): its own pointer ("For more information on …");
 * "What does ALA stand for?" (`short_form_asked`): the sentence that defines it ("… (ALA)");
+* "What is ectopic calcification?" (`term_asked`): the sentence that defines the term ("… a condition known as
+  ectopic calcification", "Shingles, also called herpes zoster, is …"), when one does;
 * "Does the article mention vitamin D?" (`topic_asked`): not answered here — `Assistant.inspect` searches and
   judges it as "vitamin D", covered when the documents use every word of it.
 
@@ -147,6 +149,78 @@ def topic_asked(question: str) -> str | None:
     return None
 
 
+# "What is tinnitus?", "what are hydroxyapatite crystals", "define remodelling", "what does hypokalaemia mean?": a
+# question that is nothing but a term, answered by the sentence defining it when the documents have one.
+_TERM = r"(?:an?\s+|the\s+)?(?P<term>[^\W\d_][\w'’ -]{1,60}?)"
+_ASKS_TERM = [
+    re.compile(r"^\W*(?:so|and|ok|okay|um)?\W*(?:what|wat|wht)(?:'s|’s|s| is| are)\s+" + _TERM
+               + r"(?:\s+(?:exactly|actually|again|anyway|then))?\W*$", re.I),
+    re.compile(r"^\W*(?:define|definition of|meaning of)\s+" + _TERM + r"\W*$", re.I),
+    re.compile(r"^\W*what (?:does|do)\s+" + _TERM + r"\s+mean\W*$", re.I),
+    re.compile(r"^\W*" + _TERM + r"\s+(?:meaning|definition)\W*$", re.I),
+]
+#: Words that make the rest a question about something other than a term: "what is the best form", "what is it".
+_NOT_A_TERM = frozenset("""it this that they them these those best difference role point deal link relationship cause
+causes reason main most least first next last same other way ways one ones thing things something anything it's there
+here""".split())
+
+
+def term_asked(question: str) -> str | None:
+    """The term a question asks the meaning of, or None.
+
+    >>> term_asked("What is ectopic calcification?"), term_asked("wat is tinitus exactly"), term_asked("define remodelling")
+    ('ectopic calcification', 'tinitus', 'remodelling')
+    >>> term_asked("What is the best form of magnesium?"), term_asked("what is magnesium glycinate good for?")
+    (None, None)
+    >>> term_asked("What does uremic mean?"), term_asked("what is it?"), term_asked("What does the article say about diet?")
+    ('uremic', None, None)
+    """
+    for pattern in _ASKS_TERM:
+        match = pattern.match(question.strip())
+        if match:
+            words = tokenize(match.group("term"))
+            raw = match.group("term").lower().split()
+            if words and len(raw) <= 5 and not set(raw) & _NOT_A_TERM and not _FOR_WHAT.search(match.group("term")):
+                return match.group("term").strip()
+    return None
+
+
+_FOR_WHAT = re.compile(r"\b(good|used|best|for|of|and|or|in|on|with|to|from|about|than|vs|versus|like|do|does|mean)\s*$|"
+                       r"\b(and|or|vs|versus|of|for|than)\b", re.I)
+
+
+def _term_pattern(term: str) -> str:
+    """A regular expression for `term` in running text: any spacing or hyphen between its words, any plural."""
+    words = [re.escape(w.rstrip("s") if len(w) > 3 and w.lower().endswith("s") and not w.lower().endswith("ss") else w)
+             for w in re.findall(r"[\w']+", term)]
+    return r"\b" + r"[\s-]+".join(words) + r"(?:e?s)?\b"
+
+
+def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
+                    sources: AbstractSet[str] | None = None) -> list[Passage] | None:
+    """The sentence that defines `term`, or None; in the documents of `ranked` (the search's) first.
+
+    In order: a sentence that names it "… known as / called / termed TERM"; the sentence of its first mention in
+    a document, when that sentence opens with it ("Soluble fibre dissolves in water…", "Tinnitus means…", not
+    a later "Soluble fibre is the type most closely linked…"); a sentence saying "TERM, which is …".
+    """
+    name = _term_pattern(term)
+    named = re.compile(r"\b(?:known as|called|termed|referred to as|defined as)\s+(?:an?\s+|the\s+)?" + name, re.I)
+    opens = re.compile(r"^\W*(?:the\s+)?" + name + r"(?!-)", re.I)
+    which = re.compile(name + r"\s*,\s*(?:which|that)\s+(?:is|are)\b", re.I)
+    view = store.view()
+    records = view.records([key for key, _ in view.lexical(term, 200, sources)])
+    order = {source: n for n, source in enumerate(ranked)}
+    mentions = sorted((r.chunk for r in records.values() if r.chunk.kind == "sentence" and re.search(name, r.chunk.text, re.I)),
+                      key=lambda c: (order.get(c.source, len(order)), c.source, c.start))
+    first = [c for n, c in enumerate(mentions) if n == 0 or mentions[n - 1].source != c.source]
+    for found in ([c for c in mentions if named.search(c.text)], [c for c in first if opens.search(c.text)],
+                  [c for c in mentions if which.search(c.text)]):
+        if found:
+            return [chunk_passage(found[0])]
+    return None
+
+
 #: Section headings that close a document with its conclusion, and how many sentences of a paragraph a question
 #: about the whole document is answered with.
 _CLOSING_SECTION = re.compile(r"\b(conclusions?|summary|in (short|brief)|takeaways?|bottom line|key (points|messages))\b", re.I)
@@ -154,12 +228,13 @@ WHOLE_DOCUMENT_SENTENCES = 4
 
 
 def answer_about_the_text(store: ChunkStore, question: str, ranked: Sequence[str], *, follows: bool = False,
-                          sources: Sequence[str] | None = None) -> list[Passage] | None:
+                          sources: Sequence[str] | None = None, searched: str | None = None) -> list[Passage] | None:
     """Passages for a question about the text itself (`ranked`: the documents of the search's first hits, best
     first), or None for any other question, or when no document has a part that answers it.
 
     "What is it about?" is about the document the search put first; "where can I read more?" is answered by
-    the first of them that points to further reading (in a folder of pages, the first may not).
+    the first of them that points to further reading (in a folder of pages, the first may not). `searched` is the
+    question as searched (typos fixed): a term asked about is looked for as asked, then as searched.
     """
     whole = document_question(question, follows=follows)
     if whole is not None:
@@ -167,8 +242,16 @@ def answer_about_the_text(store: ChunkStore, question: str, ranked: Sequence[str
     rest = more_reading_asked(question)
     if rest is not None:
         return next((found for source in ranked if (found := pointer(store, source, rest)) is not None), None)
+    among = frozenset(sources) if sources is not None else None
     short = short_form_asked(question)
-    return definition(store, short, frozenset(sources) if sources is not None else None) if short else None
+    if short:
+        return definition(store, short, among)
+    for text in dict.fromkeys([question, searched or question]):
+        term = term_asked(text)
+        found = term_definition(store, term, ranked, among) if term else None
+        if found is not None:
+            return found
+    return None
 
 
 def whole_document(store: ChunkStore, source: str, part: str) -> list[Passage]:

@@ -220,6 +220,29 @@ def test_what_an_abbreviation_stands_for_is_answered_by_the_sentence_defining_it
     assert not any("(XYZ)" in c.quote for c in bot.ask("what does XYZ stand for?").citations)
 
 
+def test_what_a_term_means_is_answered_by_the_sentence_defining_it(tmp_path, fake_embedder):
+    from assistant.settings import Settings
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "bones.md").write_text(
+        "# Bones\nSoft bones bend. Low vitamin D leads to a condition known as rickets in children.\n\n"
+        "Rickets is more common where sunlight is scarce. Bone is rebuilt in a process called remodelling.\n\n"
+        "## Fibre\nSoluble fibre dissolves in water to form a gel. Soluble fibre is the type linked with blood fats.\n",
+        encoding="utf-8")
+    bot = Assistant.load(Settings(corpus_dir=folder, index_dir=tmp_path / "index"), embedder=fake_embedder)
+    expected = {
+        "What is rickets?": "Low vitamin D leads to a condition known as rickets in children.",  # named, not "Rickets is…"
+        "define remodelling": "Bone is rebuilt in a process called remodelling.",
+        "what is soluble fibre exactly": "Soluble fibre dissolves in water to form a gel.",  # its first mention
+    }
+    for question, quote in expected.items():
+        answer = bot.ask(question)
+        assert answer.citations[0].quote == quote, question
+        assert len(answer.citations) == 1
+        assert_quotes_exact(answer, folder)
+
+
 def test_where_to_read_more_is_answered_by_the_documents_own_pointer(tmp_path, fake_embedder):
     from assistant.settings import Settings
 
