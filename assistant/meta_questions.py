@@ -221,6 +221,40 @@ def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
     return None
 
 
+# "What's the overall conclusion about magnesium and calcification?": the conclusion, on a subject.
+_CONCLUSION_ASK = re.compile(r"\b(conclu(sion|sions|de|des|ded)|bottom line|summar(y|ise|ize)|tl;? ?dr|takeaways?|overall message)\b")
+
+
+def conclusion_asked(question: str) -> str | None:
+    """What a question asking for the document's conclusion asks it about ("" for nothing), or None.
+
+    >>> conclusion_asked("What's the overall conclusion about magnesium and calcification?")
+    'magnesium calcification'
+    >>> conclusion_asked("What did the 2017 study conclude?"), conclusion_asked("What are the main sources?")
+    ('2017 study', None)
+    """
+    text = normalize(question)
+    if not _CONCLUSION_ASK.search(text):
+        return None
+    rest = _ASKING.sub(" ", _THE_DOCUMENT.sub(" ", _WHOLE.sub(" ", _CONCLUSION_ASK.sub(" ", text))))
+    return " ".join(w for w in content_words(rest) if w not in _SUBJECT_WORDS)
+
+
+_SUBJECT_WORDS = frozenset("whats what's did does do say says said overall general".split())
+
+
+def conclusion_about(store: ChunkStore, source: str, about: str) -> list[Passage] | None:
+    """The paragraph opening `source`'s concluding section, when it speaks of every word of `about`; else None."""
+    sentences = [r.chunk for r in store.chunks_of(source) if r.chunk.kind == "sentence"]
+    closing = next((c for c in sentences if _CLOSING_SECTION.search(c.section)), None)
+    if closing is None:
+        return None
+    paragraph = " ".join(c.text for c in sentences if c.block == closing.block)
+    if not set(tokenize(about)) <= set(tokenize(f"{closing.section} {paragraph}")):
+        return None
+    return whole_document(store, source, "closing")
+
+
 #: Section headings that close a document with its conclusion, and how many sentences of a paragraph a question
 #: about the whole document is answered with.
 _CLOSING_SECTION = re.compile(r"\b(conclusions?|summary|in (short|brief)|takeaways?|bottom line|key (points|messages))\b", re.I)
@@ -239,6 +273,11 @@ def answer_about_the_text(store: ChunkStore, question: str, ranked: Sequence[str
     whole = document_question(question, follows=follows)
     if whole is not None:
         return whole_document(store, ranked[0], whole)
+    about = conclusion_asked(question)
+    if about:
+        found = conclusion_about(store, ranked[0], about)
+        if found is not None:
+            return found
     rest = more_reading_asked(question)
     if rest is not None:
         return next((found for source in ranked if (found := pointer(store, source, rest)) is not None), None)

@@ -202,6 +202,10 @@ def test_a_question_about_the_whole_document_quotes_its_opening_or_its_conclusio
     assert [c.quote for c in bot.ask("tl;dr?").citations] == ["Drink regularly. Check the colour of urine."]
     assert [c.quote for c in bot_for(body, "plain").ask("tl;dr?").citations] == [
         "Adults need about two litres a day. Food gives some."]  # no conclusion: the opening
+    # A conclusion asked about a subject its paragraph speaks of; not about one it does not.
+    assert [c.quote for c in bot.ask("What's the bottom line on drinking and urine colour?").citations] == [
+        "Drink regularly. Check the colour of urine."]
+    assert "Drink regularly" not in " ".join(c.quote for c in bot.ask("What is the conclusion about thirst?").citations)
 
 
 def test_what_an_abbreviation_stands_for_is_answered_by_the_sentence_defining_it(tmp_path, fake_embedder):
