@@ -192,6 +192,23 @@ class SafetyModel:
             return linear
         return emergency_score(linear, neighbour_vote(self.exemplars, self.exemplar_emergency, vector, self.neighbours))
 
+    def is_emergency(self, vector: np.ndarray) -> bool:
+        """`emergency(vector) >= emergency_threshold`, without the neighbour vote when it cannot change the outcome.
+
+        The vote lies in [0, 1] and weighs half: a linear probability under 2 × threshold − 1 cannot reach the
+        threshold, one at 2 × threshold or more reaches it anyway. Most questions are far below it, and the vote
+        reads every exemplar (megabytes, out of cache after an encode).
+        """
+        if self.exemplars is None or self.exemplar_emergency is None:
+            return self.emergency(vector) >= self.emergency_threshold
+        linear = float(1.0 / (1.0 + np.exp(-(vector @ self.emergency_coef + self.emergency_intercept))))
+        if emergency_score(linear, 1.0) < self.emergency_threshold:
+            return False
+        if emergency_score(linear, 0.0) >= self.emergency_threshold:
+            return True
+        vote = neighbour_vote(self.exemplars, self.exemplar_emergency, vector, self.neighbours)
+        return emergency_score(linear, vote) >= self.emergency_threshold
+
     def personal(self, vector: np.ndarray) -> float:
         return float(1.0 / (1.0 + np.exp(-(vector @ self.personal_coef + self.personal_intercept))))
 
@@ -281,7 +298,7 @@ def safety_notice(
     `vector` is the question's own embedding; without it (or a model) only the patterns apply.
     """
     learned = model is not None and vector is not None
-    if is_emergency(question) or (learned and model.emergency(vector) >= model.emergency_threshold):
+    if is_emergency(question) or (learned and model.is_emergency(vector)):
         return "emergency", EMERGENCY_NOTICE
     if is_personal_advice(question) or (
         learned and speaks_of_oneself(question) and model.personal(vector) >= model.personal_threshold

@@ -144,6 +144,28 @@ def test_the_neighbour_vote_pulls_a_message_toward_the_examples_it_resembles():
     assert model.emergency(mixed) < 0.5 < type(model)(**{**model.__dict__, "exemplars": None}).emergency(mixed)
 
 
+def test_the_emergency_decision_skips_the_vote_only_where_it_cannot_change_it():
+    import json
+
+    import numpy as np
+
+    from assistant.safety import DEFAULT_SAFETY_MODEL, load_safety_model
+
+    model = load_safety_model(DEFAULT_SAFETY_MODEL, json.loads(DEFAULT_SAFETY_MODEL.read_text())["embedder"])
+    rng = np.random.default_rng(0)
+    # Exemplars themselves (emergencies and not), blends of two, and random directions: every region of the score.
+    picks = model.exemplars[rng.choice(len(model.exemplars), 300, replace=False)]
+    blends = picks[:150] + picks[150:]
+    noise = rng.normal(size=(100, model.exemplars.shape[1])).astype(np.float32)
+    vectors = np.vstack([picks, blends, noise])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for threshold in (model.emergency_threshold, 0.3, 0.7):  # under 0.5 a high linear score decides alone
+        moved = type(model)(**{**model.__dict__, "emergency_threshold": threshold})
+        decided = [moved.is_emergency(v) for v in vectors]
+        assert decided == [moved.emergency(v) >= threshold for v in vectors]
+        assert any(decided) and not all(decided)
+
+
 def test_exemplars_are_saved_beside_the_model_and_checked_on_load(tmp_path, caplog):
     import numpy as np
 
