@@ -23,6 +23,7 @@ from typing import AbstractSet, Sequence
 from assistant.answer import Passage, chunk_passage
 from assistant.features import content_words, has_content
 from assistant.lexical import normalize, tokenize
+from assistant.query import english_words
 from assistant.stores import ChunkStore
 
 
@@ -196,13 +197,19 @@ def _term_pattern(term: str) -> str:
     return r"\b" + r"[\s-]+".join(words) + r"(?:e?s)?\b"
 
 
+#: A word seen this many times in symspellpy's English frequency list (doctor 40M, symptoms 20M; tinnitus 0.6M,
+#: migraine 1.9M, asthma 7.8M) is everyday English: a sentence opening with it is not taken for its definition.
+COMMON_WORD_COUNT = 10_000_000
+
+
 def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
                     sources: AbstractSet[str] | None = None) -> list[Passage] | None:
     """The sentence that defines `term`, or None; in the documents of `ranked` (the search's) first.
 
     In order: a sentence that names it "… known as / called / termed TERM"; the sentence of its first mention in
     a document, when that sentence opens with it ("Soluble fibre dissolves in water…", "Tinnitus means…", not
-    a later "Soluble fibre is the type most closely linked…"); a sentence saying "TERM, which is …".
+    a later "Soluble fibre is the type most closely linked…") — for a term of several words or a word not
+    common in English ("Doctors usually start with…" defines nothing); a sentence saying "TERM, which is …".
     """
     name = _term_pattern(term)
     named = re.compile(r"\b(?:known as|called|termed|referred to as|defined as)\s+(?:an?\s+|the\s+)?" + name, re.I)
@@ -213,7 +220,9 @@ def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
     order = {source: n for n, source in enumerate(ranked)}
     mentions = sorted((r.chunk for r in records.values() if r.chunk.kind == "sentence" and re.search(name, r.chunk.text, re.I)),
                       key=lambda c: (order.get(c.source, len(order)), c.source, c.start))
-    first = [c for n, c in enumerate(mentions) if n == 0 or mentions[n - 1].source != c.source]
+    words = re.findall(r"[\w']+", term.lower())
+    specific = len(words) > 1 or english_words().get(words[0], 0) < COMMON_WORD_COUNT
+    first = [c for n, c in enumerate(mentions) if specific and (n == 0 or mentions[n - 1].source != c.source)]
     for found in ([c for c in mentions if named.search(c.text)], [c for c in first if opens.search(c.text)],
                   [c for c in mentions if which.search(c.text)]):
         if found:

@@ -232,7 +232,8 @@ def test_what_a_term_means_is_answered_by_the_sentence_defining_it(tmp_path, fak
     (folder / "bones.md").write_text(
         "# Bones\nSoft bones bend. Low vitamin D leads to a condition known as rickets in children.\n\n"
         "Rickets is more common where sunlight is scarce. Bone is rebuilt in a process called remodelling.\n\n"
-        "## Fibre\nSoluble fibre dissolves in water to form a gel. Soluble fibre is the type linked with blood fats.\n",
+        "## Fibre\nSoluble fibre dissolves in water to form a gel. Soluble fibre is the type linked with blood fats.\n\n"
+        "Doctors check fibre intake.\n",
         encoding="utf-8")
     bot = Assistant.load(Settings(corpus_dir=folder, index_dir=tmp_path / "index"), embedder=fake_embedder)
     expected = {
@@ -245,6 +246,9 @@ def test_what_a_term_means_is_answered_by_the_sentence_defining_it(tmp_path, fak
         assert answer.citations[0].quote == quote, question
         assert len(answer.citations) == 1
         assert_quotes_exact(answer, folder)
+    from assistant.meta_questions import term_definition
+
+    assert term_definition(bot.store, "doctors") is None  # an everyday word opening a sentence defines nothing
 
 
 def test_where_to_read_more_is_answered_by_the_documents_own_pointer(tmp_path, fake_embedder):
