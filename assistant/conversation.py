@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Sequence
 
+from assistant.features import content_words
+
 _REFERS_BACK = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|these|those|one|ones|he|she|his|her|former|latter|same)\b",
     re.IGNORECASE,
@@ -79,10 +81,28 @@ def user_turns(history: Iterable[Any] | None) -> list[str]:
     return turns
 
 
+# "what are the symptoms?", "how is it diagnosed?": a question naming nothing but an aspect of a subject asks
+# about the subject of the turn before, not about every document's symptoms.
+_ASPECTS = frozenset("""symptom symptoms sign signs cause causes caused treatment treatments treated treat cure cured
+risk risks side effect effects dose doses dosage diagnosis diagnosed test tests tested prevention prevent prevented
+outlook complication complications recovery prognosis benefit benefits""".split())
+
+
+def asks_only_an_aspect(question: str) -> bool:
+    """Whether every content word of `question` names an aspect (symptoms, causes, treatment…) of a subject it
+    does not name.
+
+    >>> asks_only_an_aspect("what are the symptoms?"), asks_only_an_aspect("What are the symptoms of low potassium?")
+    (True, False)
+    """
+    named = content_words(question)
+    return bool(named) and all(word in _ASPECTS for word in named)
+
+
 def is_follow_up(question: str) -> bool:
     """Whether `question` refers back to an earlier turn rather than standing alone."""
     return bool(_REFERS_BACK.search(question) or _THAT.search(question) or _CONTINUES.match(question)
-                or len(question.split()) <= 2)
+                or len(question.split()) <= 2 or asks_only_an_aspect(question))
 
 
 def join_turns(previous: str, question: str) -> str:

@@ -27,6 +27,13 @@ def test_a_question_word_after_a_preposition_continues_the_turn_before():
     assert not is_follow_up("How much magnesium is in spinach?")
 
 
+def test_a_question_naming_only_an_aspect_asks_about_the_subject_before():
+    assert is_follow_up("what are the symptoms?") and is_follow_up("Are there any side effects?")
+    assert not is_follow_up("What are the symptoms of low potassium?")
+    assert contextualize("what are the symptoms?", ["What causes low potassium?"]) == (
+        "What causes low potassium? what are the symptoms?", "What causes low potassium?")
+
+
 def test_contextualize_joins_the_turn_it_leans_on():
     assert contextualize("Is it safe?", None) == ("Is it safe?", None)
     query, previous = contextualize("How bioavailable is it?", ["Which magnesium form is best for sleep?"])
