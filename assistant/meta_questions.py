@@ -211,6 +211,9 @@ def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
     a later "Soluble fibre is the type most closely linked…") — for a term of several words or a word not
     common in English ("Doctors usually start with…" defines nothing); a sentence saying "TERM, which is …".
     """
+    words = re.findall(r"[\w']+", term.lower())
+    if not words:
+        return None
     name = _term_pattern(term)
     named = re.compile(r"\b(?:known as|called|termed|referred to as|defined as)\s+(?:an?\s+|the\s+)?" + name, re.I)
     opens = re.compile(r"^\W*(?:the\s+)?" + name + r"(?!-)", re.I)
@@ -220,7 +223,6 @@ def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
     order = {source: n for n, source in enumerate(ranked)}
     mentions = sorted((r.chunk for r in records.values() if r.chunk.kind == "sentence" and re.search(name, r.chunk.text, re.I)),
                       key=lambda c: (order.get(c.source, len(order)), c.source, c.start))
-    words = re.findall(r"[\w']+", term.lower())
     specific = len(words) > 1 or english_words().get(words[0], 0) < COMMON_WORD_COUNT
     first = [c for n, c in enumerate(mentions) if specific and (n == 0 or mentions[n - 1].source != c.source)]
     for found in ([c for c in mentions if named.search(c.text)], [c for c in first if opens.search(c.text)],
