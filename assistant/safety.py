@@ -186,8 +186,11 @@ class SafetyModel:
     exemplar_emergency: np.ndarray | None = None  # whether each exemplar is an emergency
     neighbours: int = NEIGHBOURS
 
+    def _emergency_linear(self, vector: np.ndarray) -> float:
+        return float(1.0 / (1.0 + np.exp(-(vector @ self.emergency_coef + self.emergency_intercept))))
+
     def emergency(self, vector: np.ndarray) -> float:
-        linear = float(1.0 / (1.0 + np.exp(-(vector @ self.emergency_coef + self.emergency_intercept))))
+        linear = self._emergency_linear(vector)
         if self.exemplars is None or self.exemplar_emergency is None:
             return linear
         return emergency_score(linear, neighbour_vote(self.exemplars, self.exemplar_emergency, vector, self.neighbours))
@@ -201,7 +204,7 @@ class SafetyModel:
         """
         if self.exemplars is None or self.exemplar_emergency is None:
             return self.emergency(vector) >= self.emergency_threshold
-        linear = float(1.0 / (1.0 + np.exp(-(vector @ self.emergency_coef + self.emergency_intercept))))
+        linear = self._emergency_linear(vector)
         if emergency_score(linear, 1.0) < self.emergency_threshold:
             return False
         if emergency_score(linear, 0.0) >= self.emergency_threshold:
