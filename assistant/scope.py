@@ -63,7 +63,7 @@ class ScopePolicy:
         return names_known or self.score(best_dense, coverage) >= self.threshold
 
 
-def _sigmoid(z: np.ndarray | float) -> np.ndarray | float:
+def sigmoid(z: np.ndarray | float) -> np.ndarray | float:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
 
 
@@ -84,7 +84,7 @@ class LinearModel:
         return ((rows - self.mean) / self.scale) @ self.coef + self.intercept
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.logits(rows))
+        return sigmoid(self.logits(rows))
 
     def to_json(self) -> dict[str, Any]:
         return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
@@ -155,7 +155,7 @@ class AnswerModel:
 
     def answerable_probability(self, facts: np.ndarray) -> float:
         """The probability that the corpus answers a question with these `QUESTION_FEATURES` (+ residual ones)."""
-        return float(_sigmoid(answerable_logits(self.answerable, facts))[0])
+        return float(sigmoid(answerable_logits(self.answerable, facts))[0])
 
     def to_json(self) -> dict[str, Any]:
         return {"embedder": self.embedder, "rank": self.rank.to_json(), "answerable": self.answerable.to_json(),

@@ -30,7 +30,7 @@ from assistant.features import (ALIGNMENT_PASSAGES, CANDIDATE_FEATURES, QUESTION
 from assistant.lexical import tokenize
 from assistant.query import english_words
 from assistant.safety import speaks_of_oneself
-from assistant.scope import AnswerModel, LinearModel, answerable_logits, residual_columns
+from assistant.scope import AnswerModel, LinearModel, answerable_logits, residual_columns, sigmoid
 
 logger = logging.getLogger(__name__)
 
@@ -190,8 +190,8 @@ def train_answer_model(samples: list[Sample], *, embedder: str, source: dict[str
         if refused > best_refused:
             best_c2, best_shrink, best_refused, threshold, chosen = c, shrink, refused, cut, probs
     scope = _fit(rows_a, targets_a, best_c2, names, shrink=best_shrink)
-    probability_cut = float(1.0 / (1.0 + np.exp(-threshold)))
-    answer_probs = 1.0 / (1.0 + np.exp(-answerable_logits(scope, rows_a[targets_a])))
+    probability_cut = float(sigmoid(threshold))
+    answer_probs = sigmoid(answerable_logits(scope, rows_a[targets_a]))
     emergency_cut = float(max(probability_cut, np.quantile(answer_probs, 0.5)))
     report["answerable"] = {"C": best_c2, "shrink": best_shrink, "threshold": round(probability_cut, 4), "refused (out of fold)": round(best_refused, 4),
                             "answered by document (out of fold)": {
@@ -225,7 +225,7 @@ def _choose_quoting(samples: list[Sample], logits: list[np.ndarray]) -> tuple[fl
     ranked = []
     for s, scores in zip(samples, logits):
         order = np.lexsort((np.arange(len(scores)), -scores))
-        ranked.append(list(zip([s.hits[i] for i in order], (1.0 / (1.0 + np.exp(-scores[order]))).tolist())))
+        ranked.append(list(zip([s.hits[i] for i in order], sigmoid(scores[order]).tolist())))
     grid = [(r, a, e) for r in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
             for a in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5) for e in (1.0, 0.6, 0.4, 0.25, 0.15, 0.1)]
     for relative, absolute, extend in grid:
