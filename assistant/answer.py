@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from assistant.chunking import refers_back
 from assistant.models import Answer, Chunk, Citation
 from assistant.retrieval import Hit
 from assistant.stores.base import ChunkReader
@@ -105,20 +106,6 @@ def passages_of(hits: Sequence[Hit]) -> list[Passage]:
     return [chunk_passage(h.chunk, h.score) for h in hits]
 
 
-_REFERS_BACK = re.compile(r"^(it|its|they|their|these|this|those|both)\b|^(?:\W*\w+\W+){0,4}?(this|these)\b", re.I)
-
-
-def refers_back(sentence: str) -> bool:
-    """Whether a sentence opens by pointing at the one before it, so that it cannot be read alone.
-
-    >>> refers_back("Magnesium helps prevent this transdifferentiation."), refers_back("They form when calcium joins oxalate.")
-    (True, True)
-    >>> refers_back("Fibre supplements such as psyllium can help."), refers_back("Dark chocolate is a source.")
-    (False, False)
-    """
-    return bool(_REFERS_BACK.search(sentence.lstrip()))
-
-
 _SENTENCE_ENDS = re.compile(r"[.!?](\s|$)")
 _LIST_MARKER = re.compile(r"(\n\s*([-*+•]|\d{1,3}[.)]|\|))+$")
 
@@ -177,6 +164,8 @@ def select_passages(
             # A sentence that points back ("Magnesium helps prevent this transdifferentiation…") is read with the one
             # it points at, whichever of the two was chosen.
             carried = refers_back(near[0].chunk.text if step == 1 else hit.chunk.text)
+            # A lead-in ("Common examples include the following:") continues the sentence before it, and brings its list.
+            carried = carried or (step == 1 and near[0].chunk.text.rstrip().endswith(":"))
             if near[1] >= extend * p or (asks and step == 1) or carried:
                 kept.append(near)
                 chosen.add(id(near[0]))

@@ -3,8 +3,9 @@
 A chunk is a unit an answer can quote: a sentence of a paragraph, one list item, one table
 row, or a whole short list or table (so that "which foods..." can be answered by the list,
 and "do lentils..." by its item). What makes it findable is stored beside it as `context` (its section heading,
-the page title when the chunk does not name the page's subject, the sentence that introduces a list, a
-table's header names paired with the row's cells);
+the page title when the chunk does not name the page's subject, the sentence that introduces a list, the
+sentence before one that points back at it ("It can also affect the scalp."), a table's header names paired
+with the row's cells);
 the chunk itself is always `text[start:end]` of the source, never a rewritten string.
 
 Headings are Markdown `#` lines, setext underlines, or, in plain text, short lines that
@@ -28,7 +29,7 @@ from assistant.models import Chunk, Document
 from assistant.readers import EXTRACTOR_VERSION
 
 #: Recorded in every store's manifest: a change to how documents are cut must re-index them.
-CHUNKER_VERSION = 4
+CHUNKER_VERSION = 5
 
 
 def chunking_manifest(*, max_chunk_chars: int, max_heading_words: int) -> dict[str, int]:
@@ -245,6 +246,20 @@ def _with_subject(title: str, context: str, text: str) -> str:
     return f"{title}\n{context}"
 
 
+_REFERS_BACK = re.compile(r"^(it|its|they|their|these|this|those|both)\b|^(?:\W*\w+\W+){0,4}?(this|these)\b", re.I)
+
+
+def refers_back(sentence: str) -> bool:
+    """Whether a sentence opens by pointing at the one before it, so that it cannot be read alone.
+
+    >>> refers_back("Magnesium helps prevent this transdifferentiation."), refers_back("They form when calcium joins oxalate.")
+    (True, True)
+    >>> refers_back("Fibre supplements such as psyllium can help."), refers_back("Dark chocolate is a source.")
+    (False, False)
+    """
+    return bool(_REFERS_BACK.search(sentence.lstrip()))
+
+
 def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_words: int = 12, first_id: int = 0) -> list[Chunk]:
     """Cut one document into quotable chunks, in document order, ids counting from `first_id`."""
     text = doc.text
@@ -257,8 +272,12 @@ def chunk_document(doc: Document, *, max_chunk_chars: int = 1000, max_heading_wo
     for number, block in enumerate(_blocks(text, lines, title)):
         if block.kind == "paragraph":
             sentences = split_sentences(text, block.lines[0].start, block.lines[-1].end)
-            for s, e in sentences:
-                spans.extend((ps, pe, "sentence", block.section, _with_subject(title, block.section, text[ps:pe]), number)
+            for i, (s, e) in enumerate(sentences):
+                # A sentence that points back ("It can also affect the scalp.") is found through the one it points at.
+                context = block.section
+                if i and refers_back(text[s:e]):
+                    context = f"{block.section}\n{text[sentences[i - 1][0]:sentences[i - 1][1]]}"
+                spans.extend((ps, pe, "sentence", block.section, _with_subject(title, context, text[ps:pe]), number)
                              for ps, pe in _cut_long(text, s, e, max_chunk_chars))
             lead_in = text[sentences[-1][0] : sentences[-1][1]] if sentences else ""
             lead_section = block.section

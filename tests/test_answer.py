@@ -180,6 +180,9 @@ def test_a_sentence_and_the_list_its_paragraph_leads_into_are_one_passage():
     reader = _Reader(text, chunks)
     both = select_passages(_ranked(chunks, [(1, 0.9), (3, 0.8)]), reader, relative=0.5, absolute=0.2, max_quotes=3)
     assert [(p.text, p.highlight) for p in both] == [(text[14:beans], (14, 29))]
+    # the sentence a lead-in continues brings it, and the list, though the lead-in itself scores low
+    led = select_passages(_ranked(chunks, [(1, 0.9), (2, 0.01)]), reader, relative=0.5, absolute=0.2, max_quotes=3)
+    assert [(p.text, p.highlight) for p in led] == [(text[14:beans], (14, 29))]
     # a sentence two sentences before the lead-in is another passage
     apart = select_passages(_ranked(chunks, [(0, 0.9), (3, 0.8)]), reader, relative=0.5, absolute=0.2, max_quotes=3)
     assert [p.text for p in apart] == ["Diet matters.", "Nuts\n- Beans"]

@@ -75,6 +75,14 @@ def test_a_chunk_that_does_not_name_the_page_subject_is_read_under_the_page_titl
     assert {c.section for c in chunks.values()} == {"Signs"}  # the citation's section is unchanged
 
 
+def test_a_sentence_that_points_back_is_found_through_the_one_before():
+    document = doc("# Shingles\n\nThe rash appears on one side of the body. It can also affect the scalp. Most recover.\n")
+    chunks = {c.text: c for c in chunk_document(document)}
+    assert chunks["It can also affect the scalp."].context == "Shingles\nThe rash appears on one side of the body."
+    assert chunks["Most recover."].context == "Shingles"  # reads alone: no sentence borrowed
+    assert chunks["The rash appears on one side of the body."].context == "Shingles"
+
+
 def test_crlf_and_plain_text_offsets():
     text = "Title Line\r\nFirst sentence here. Second one follows!\r\n\r\n- item one\r\n- item two\r\n"
     document = doc(text, "crlf.txt")
