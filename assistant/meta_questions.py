@@ -159,6 +159,11 @@ _ASKS_TERM = [
     re.compile(r"^\W*(?:define|definition of|meaning of)\s+" + _TERM + r"\W*$", re.I),
     re.compile(r"^\W*what (?:does|do)\s+" + _TERM + r"\s+mean\W*$", re.I),
     re.compile(r"^\W*" + _TERM + r"\s+(?:meaning|definition)\W*$", re.I),
+    # Another name for it: "What is the medical name for hay fever?", "What is X also known as?"
+    re.compile(r"^\W*(?:what|wat)(?:'s|’s|s| is| are)\s+(?:the\s+|an?\s+)?(?:medical|scientific|technical|proper|"
+               r"official|formal|clinical|full|other|another)\s+(?:name|term|word)s?\s+(?:for|of)\s+" + _TERM + r"\W*$", re.I),
+    re.compile(r"^\W*(?:what|wat)(?:'s|’s|s| is| are)\s+" + _TERM + r"\s+(?:also\s+)?(?:known as|called)\W*$", re.I),
+    re.compile(r"^\W*what else (?:is|are)\s+" + _TERM + r"\s+called\W*$", re.I),
 ]
 #: Words that make the rest a question about something other than a term: "what is the best form", "what is it".
 _NOT_A_TERM = frozenset("""it this that they them these those best difference role point deal link relationship cause
@@ -175,6 +180,8 @@ def term_asked(question: str) -> str | None:
     (None, None)
     >>> term_asked("What does uremic mean?"), term_asked("what is it?"), term_asked("What does the article say about diet?")
     ('uremic', None, None)
+    >>> term_asked("What is the medical name for hay fever?"), term_asked("What's a good name for a puppy?")
+    ('hay fever', None)
     """
     for pattern in _ASKS_TERM:
         match = pattern.match(question.strip())
@@ -206,7 +213,7 @@ def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
                     sources: AbstractSet[str] | None = None) -> list[Passage] | None:
     """The sentence that defines `term`, or None; in the documents of `ranked` (the search's) first.
 
-    In order: a sentence that names it "… known as / called / termed TERM"; the sentence of its first mention in
+    In order: a sentence that names it "… known as / called / termed TERM" or "TERM, also called …"; the sentence of its first mention in
     a document, when that sentence opens with it ("Soluble fibre dissolves in water…", "Tinnitus means…", not
     a later "Soluble fibre is the type most closely linked…") — for a term of several words or a word not
     common in English ("Doctors usually start with…" defines nothing); a sentence saying "TERM, which is …".
@@ -215,7 +222,8 @@ def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
     if not words:
         return None
     name = _term_pattern(term)
-    named = re.compile(r"\b(?:known as|called|termed|referred to as|defined as)\s+(?:an?\s+|the\s+)?" + name, re.I)
+    named = re.compile(r"\b(?:known as|called|termed|referred to as|defined as)\s+(?:an?\s+|the\s+)?" + name + "|"
+                       + name + r"\s*[,(]\s*(?:also|sometimes|often)?\s*(?:known as|called|termed)\b", re.I)
     opens = re.compile(r"^\W*(?:the\s+)?" + name + r"(?!-)", re.I)
     which = re.compile(name + r"\s*,\s*(?:which|that)\s+(?:is|are)\b", re.I)
     view = store.view()
