@@ -154,7 +154,8 @@ def topic_asked(question: str) -> str | None:
 # question that is nothing but a term, answered by the sentence defining it when the documents have one.
 _TERM = r"(?:an?\s+|the\s+)?(?P<term>[^\W\d_][\w'’ -]{1,60}?)"
 _ASKS_TERM = [
-    re.compile(r"^\W*(?:so|and|ok|okay|um)?\W*(?:what|wat|wht)(?:'s|’s|s| is| are)\s+" + _TERM
+    re.compile(r"^\W*(?:so|and|ok|okay|um|lol|hey|sorry)?\W*(?:what|wat|wht)(?:'s|’s|s| is| are|"
+               r"\s+(?:even|exactly|actually|really)\s+(?:is|are))\s+" + _TERM
                + r"(?:\s+(?:exactly|actually|again|anyway|then))?\W*$", re.I),
     re.compile(r"^\W*(?:define|definition of|meaning of)\s+" + _TERM + r"\W*$", re.I),
     re.compile(r"^\W*what (?:does|do)\s+" + _TERM + r"\s+mean\W*$", re.I),
@@ -180,6 +181,8 @@ def term_asked(question: str) -> str | None:
     (None, None)
     >>> term_asked("What does uremic mean?"), term_asked("what is it?"), term_asked("What does the article say about diet?")
     ('uremic', None, None)
+    >>> term_asked("lol what even is whitlockite"), term_asked("What exactly is remodelling?")
+    ('whitlockite', 'remodelling')
     >>> term_asked("What is the medical name for hay fever?"), term_asked("What's a good name for a puppy?")
     ('hay fever', None)
     """
