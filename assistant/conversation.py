@@ -99,8 +99,28 @@ def asks_only_an_aspect(question: str) -> bool:
     return bool(named) and all(word in _ASPECTS for word in named)
 
 
+# "New question - what's ectopic calcification?": the asker says the turn before is behind them.
+_STARTS_ANEW = re.compile(r"^\W*(?:(?:ok|okay|also|and|so)\W+)?(?:(?:a|an|one|my)\s+)?(?:new|separate|different|unrelated|"
+                          r"another|other|random|totally different|completely different)\s+(?:question|q|topic|subject|thing)\b|"
+                          r"^\W*(?:changing|change of|to change)\s+(?:the\s+)?(?:subject|topic)\b|"
+                          r"^\W*(?:on\s+)?(?:a\s+)?(?:different|another|unrelated|separate)\s+note\b", re.I)
+
+
+def starts_anew(question: str) -> bool:
+    """Whether `question` says it leaves the earlier turns behind ("New question - …", "Changing the subject, …").
+
+    >>> starts_anew("Separate question - what's ectopic calcification?"), starts_anew("new q: is it safe?")
+    (True, True)
+    >>> starts_anew("Is there another question I should ask?"), starts_anew("What about a different form?")
+    (False, False)
+    """
+    return bool(_STARTS_ANEW.search(question))
+
+
 def is_follow_up(question: str) -> bool:
     """Whether `question` refers back to an earlier turn rather than standing alone."""
+    if starts_anew(question):
+        return False
     return bool(_REFERS_BACK.search(question) or _THAT.search(question) or _CONTINUES.match(question)
                 or len(question.split()) <= 2 or asks_only_an_aspect(question))
 
@@ -115,7 +135,7 @@ def contextualize(question: str, history: Sequence[Any] | None) -> tuple[str, st
     Earlier follow-ups are resolved first, so a chain of follow-ups keeps its subject.
     """
     turns = user_turns(history)
-    if not turns:
+    if not turns or starts_anew(question):
         return question, None
     previous = turns[0]
     for turn in turns[1:]:

@@ -34,6 +34,14 @@ def test_a_question_naming_only_an_aspect_asks_about_the_subject_before():
         "What causes low potassium? what are the symptoms?", "What causes low potassium?")
 
 
+def test_a_question_that_says_it_is_new_leaves_the_earlier_turns_behind():
+    earlier = ["Which magnesium is best for sleep?"]
+    assert contextualize("Separate question - what's ectopic calcification?", earlier) == (
+        "Separate question - what's ectopic calcification?", None)
+    assert not is_follow_up("new question: which form is the most common one?")  # "one" would have joined it
+    assert is_follow_up("which form is the most common one?")
+
+
 def test_contextualize_joins_the_turn_it_leans_on():
     assert contextualize("Is it safe?", None) == ("Is it safe?", None)
     query, previous = contextualize("How bioavailable is it?", ["Which magnesium form is best for sleep?"])
