@@ -216,17 +216,19 @@ def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
                     sources: AbstractSet[str] | None = None) -> list[Passage] | None:
     """The sentence that defines `term`, or None; in the documents of `ranked` (the search's) first.
 
-    In order: a sentence that names it "… known as / called / termed TERM" or "TERM, also called …"; the sentence of its first mention in
+    In order: a sentence that names it "… known as / called / termed TERM"; the sentence of its first mention in
     a document, when that sentence opens with it ("Soluble fibre dissolves in water…", "Tinnitus means…", not
     a later "Soluble fibre is the type most closely linked…") — for a term of several words or a word not
-    common in English ("Doctors usually start with…" defines nothing); a sentence saying "TERM, which is …".
+    common in English ("Doctors usually start with…" defines nothing); one giving another name, "TERM, also
+    called …" (not first: "high blood pressure, also called hypertension" does not define blood pressure); a
+    sentence saying "TERM, which is …".
     """
     words = re.findall(r"[\w']+", term.lower())
     if not words:
         return None
     name = _term_pattern(term)
-    named = re.compile(r"\b(?:known as|called|termed|referred to as|defined as)\s+(?:an?\s+|the\s+)?" + name + "|"
-                       + name + r"\s*[,(]\s*(?:also|sometimes|often)?\s*(?:known as|called|termed)\b", re.I)
+    named = re.compile(r"\b(?:known as|called|termed|referred to as|defined as)\s+(?:an?\s+|the\s+)?" + name, re.I)
+    alias = re.compile(name + r"\s*[,(]\s*(?:also|sometimes|often)?\s*(?:known as|called|termed)\b", re.I)
     opens = re.compile(r"^\W*(?:the\s+)?" + name + r"(?!-)", re.I)
     which = re.compile(name + r"\s*,\s*(?:which|that)\s+(?:is|are)\b", re.I)
     view = store.view()
@@ -237,7 +239,7 @@ def term_definition(store: ChunkStore, term: str, ranked: Sequence[str] = (),
     specific = len(words) > 1 or english_words().get(words[0], 0) < COMMON_WORD_COUNT
     first = [c for n, c in enumerate(mentions) if specific and (n == 0 or mentions[n - 1].source != c.source)]
     for found in ([c for c in mentions if named.search(c.text)], [c for c in first if opens.search(c.text)],
-                  [c for c in mentions if which.search(c.text)]):
+                  [c for c in mentions if alias.search(c.text)], [c for c in mentions if which.search(c.text)]):
         if found:
             return [chunk_passage(found[0])]
     return None

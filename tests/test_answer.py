@@ -236,7 +236,9 @@ def test_what_a_term_means_is_answered_by_the_sentence_defining_it(tmp_path, fak
         "# Bones\nSoft bones bend. Low vitamin D leads to a condition known as rickets in children.\n\n"
         "Rickets is more common where sunlight is scarce. Bone is rebuilt in a process called remodelling.\n\n"
         "## Fibre\nSoluble fibre dissolves in water to form a gel. Soluble fibre is the type linked with blood fats.\n\n"
-        "Doctors check fibre intake.\n\n## Joints\nSwollen toes can mean gout. Gout, also called gouty arthritis, hurts.\n",
+        "Doctors check fibre intake.\n\n## Joints\nSwollen toes can mean gout. Gout, also called gouty arthritis, hurts.\n\n"
+        "## Pressure\nBlood pressure is the push of blood on artery walls. High blood pressure, also called "
+        "hypertension, is common.\n",
         encoding="utf-8")
     bot = Assistant.load(Settings(corpus_dir=folder, index_dir=tmp_path / "index"), embedder=fake_embedder)
     expected = {
@@ -244,6 +246,7 @@ def test_what_a_term_means_is_answered_by_the_sentence_defining_it(tmp_path, fak
         "define remodelling": "Bone is rebuilt in a process called remodelling.",
         "what is soluble fibre exactly": "Soluble fibre dissolves in water to form a gel.",  # its first mention
         "What is the medical name for gout?": "Gout, also called gouty arthritis, hurts.",  # another name it goes by
+        "What is blood pressure?": "Blood pressure is the push of blood on artery walls.",  # not "High blood pressure…"
     }
     for question, quote in expected.items():
         answer = bot.ask(question)
