@@ -34,7 +34,7 @@ from assistant.models import Answer, Chunk, DocumentSummary
 from assistant.query import english_words, rewrite
 from assistant.retrieval import Hit, Retriever
 from assistant.safety import SafetyModel, load_safety_model, safety_notice
-from assistant.scope import AnswerModel, ScopePolicy, coverage, load_answer_model, names_known
+from assistant.scope import AnswerModel, ScopePolicy, coverage, load_answer_model, names_known, sigmoid
 from assistant.settings import Settings
 from assistant.stores import ChunkReader, ChunkStore, open_store
 from assistant.uploads import add_upload, remove_upload
@@ -314,7 +314,7 @@ class Assistant:
         # the seven tuning parts the route let through 2-8 points more near-topic questions ("How many people
         # took part in the Framingham Heart Study?") while answering no more in-scope ones.
         covered = answerable >= threshold
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        probabilities = sigmoid(logits)
         return Judgement(text, search, own, own_vector, hits, probabilities, features, facts, answerable,
                          covered, kind, notice, pieces, aligned)
 

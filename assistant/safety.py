@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from assistant.lexical import normalize
+from assistant.scope import sigmoid
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class SafetyModel:
     neighbours: int = NEIGHBOURS
 
     def _emergency_linear(self, vector: np.ndarray) -> float:
-        return float(1.0 / (1.0 + np.exp(-(vector @ self.emergency_coef + self.emergency_intercept))))
+        return float(sigmoid(vector @ self.emergency_coef + self.emergency_intercept))
 
     def emergency(self, vector: np.ndarray) -> float:
         linear = self._emergency_linear(vector)
@@ -213,7 +214,7 @@ class SafetyModel:
         return emergency_score(linear, vote) >= self.emergency_threshold
 
     def personal(self, vector: np.ndarray) -> float:
-        return float(1.0 / (1.0 + np.exp(-(vector @ self.personal_coef + self.personal_intercept))))
+        return float(sigmoid(vector @ self.personal_coef + self.personal_intercept))
 
     def to_json(self) -> dict[str, Any]:
         return {"embedder": self.embedder, "trained": self.trained,
