@@ -154,17 +154,18 @@ def topic_asked(question: str) -> str | None:
 # question that is nothing but a term, answered by the sentence defining it when the documents have one.
 _TERM = r"(?:an?\s+|the\s+)?(?P<term>[^\W\d_][\w'’ -]{1,60}?)"
 _ASKS_TERM = [
+    # Another name for it ("What is the medical name for hay fever?", "What is X also known as?"), read before
+    # "what is X", which would take "X also known as" for the term.
+    re.compile(r"^\W*(?:what|wat)(?:'s|’s|s| is| are)\s+(?:the\s+|an?\s+)?(?:medical|scientific|technical|proper|"
+               r"official|formal|clinical|full|other|another)\s+(?:name|term|word)s?\s+(?:for|of)\s+" + _TERM + r"\W*$", re.I),
+    re.compile(r"^\W*(?:what|wat)(?:'s|’s|s| is| are)\s+" + _TERM + r"\s+(?:also\s+)?(?:known as|called)\W*$", re.I),
+    re.compile(r"^\W*what else (?:is|are)\s+" + _TERM + r"\s+called\W*$", re.I),
     re.compile(r"^\W*(?:so|and|ok|okay|um|lol|hey|sorry)?\W*(?:what|wat|wht)(?:'s|’s|s| is| are|"
                r"\s+(?:even|exactly|actually|really)\s+(?:is|are))\s+" + _TERM
                + r"(?:\s+(?:exactly|actually|again|anyway|then))?\W*$", re.I),
     re.compile(r"^\W*(?:define|definition of|meaning of)\s+" + _TERM + r"\W*$", re.I),
     re.compile(r"^\W*what (?:does|do)\s+" + _TERM + r"\s+mean\W*$", re.I),
     re.compile(r"^\W*" + _TERM + r"\s+(?:meaning|definition)\W*$", re.I),
-    # Another name for it: "What is the medical name for hay fever?", "What is X also known as?"
-    re.compile(r"^\W*(?:what|wat)(?:'s|’s|s| is| are)\s+(?:the\s+|an?\s+)?(?:medical|scientific|technical|proper|"
-               r"official|formal|clinical|full|other|another)\s+(?:name|term|word)s?\s+(?:for|of)\s+" + _TERM + r"\W*$", re.I),
-    re.compile(r"^\W*(?:what|wat)(?:'s|’s|s| is| are)\s+" + _TERM + r"\s+(?:also\s+)?(?:known as|called)\W*$", re.I),
-    re.compile(r"^\W*what else (?:is|are)\s+" + _TERM + r"\s+called\W*$", re.I),
 ]
 #: Words that make the rest a question about something other than a term: "what is the best form", "what is it".
 _NOT_A_TERM = frozenset("""it this that they them these those best difference role point deal link relationship cause
@@ -185,6 +186,8 @@ def term_asked(question: str) -> str | None:
     ('whitlockite', 'remodelling')
     >>> term_asked("What is the medical name for hay fever?"), term_asked("What's a good name for a puppy?")
     ('hay fever', None)
+    >>> term_asked("What is hay fever also known as?"), term_asked("what is hay fever called?")
+    ('hay fever', 'hay fever')
     """
     for pattern in _ASKS_TERM:
         match = pattern.match(question.strip())
