@@ -271,13 +271,16 @@ _SUBJECT_WORDS = frozenset("whats what's did does do say says said overall gener
 
 
 def conclusion_about(store: ChunkStore, source: str, about: str) -> list[Passage] | None:
-    """The paragraph opening `source`'s concluding section, when it speaks of every word of `about`; else None."""
+    """The paragraph opening `source`'s concluding section, when it speaks of two thirds of the words of `about`
+    or more ("What does the article conclude about managing calcification risk?" where it says "manage your
+    body's calcification propensity"); else None."""
     sentences = [r.chunk for r in store.chunks_of(source) if r.chunk.kind == "sentence"]
     closing = next((c for c in sentences if _CLOSING_SECTION.search(c.section)), None)
     if closing is None:
         return None
     paragraph = " ".join(c.text for c in sentences if c.block == closing.block)
-    if not set(tokenize(about)) <= set(tokenize(f"{closing.section} {paragraph}")):
+    asked, said = set(tokenize(about)), set(tokenize(f"{closing.section} {paragraph}"))
+    if 3 * len(asked & said) < 2 * len(asked):
         return None
     return whole_document(store, source, "closing")
 

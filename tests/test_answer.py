@@ -209,6 +209,9 @@ def test_a_question_about_the_whole_document_quotes_its_opening_or_its_conclusio
     assert [c.quote for c in bot.ask("What's the bottom line on drinking and urine colour?").citations] == [
         "Drink regularly. Check the colour of urine."]
     assert "Drink regularly" not in " ".join(c.quote for c in bot.ask("What is the conclusion about thirst?").citations)
+    # most of the subject's words are enough: "daily" is not in it
+    assert [c.quote for c in bot.ask("What does it conclude about checking urine colour daily?").citations] == [
+        "Drink regularly. Check the colour of urine."]
 
 
 def test_what_an_abbreviation_stands_for_is_answered_by_the_sentence_defining_it(tmp_path, fake_embedder):
