@@ -58,6 +58,10 @@ ABBREVIATIONS: dict[str, str] = {
     "RDA": "recommended dietary allowance", "IU": "international units", "TSH": "thyroid stimulating hormone",
     "ER": "emergency room", "ICU": "intensive care unit",
     "CBT": "cognitive behavioural therapy", "HBP": "high blood pressure", "BG": "blood glucose sugar",
+    # Everyday words for what documents name clinically.
+    "poop": "bowel stool", "poo": "bowel stool", "pooping": "bowel stool", "pee": "urine", "peeing": "urine",
+    "wee": "urine", "tummy": "stomach", "belly": "stomach abdomen", "puke": "vomit", "puking": "vomiting",
+    "barf": "vomit", "boozing": "alcohol", "booze": "alcohol", "preggo": "pregnant", "preggers": "pregnant",
 }
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9']*|\d+[A-Za-z]+[A-Za-z0-9]*")

@@ -28,6 +28,9 @@ def test_abbreviations_from_the_list_and_from_the_corpus_are_spelt_out():
     assert out.text == "Mg magnesium for VSMC Vascular smooth muscle cells and CKD chronic kidney disease, vit vitamin D"
     assert rewrite("mg per day", VOCAB).text == "mg per day"  # milligrams, not magnesium: only "Mg" is
     assert rewrite("Does IBD affect iron?", VOCAB).scope == "Does inflammatory bowel disease affect iron?"
+    # everyday words get the clinical ones documents use, unless the corpus uses the everyday word itself
+    assert rewrite("which magnesium makes you poop", VOCAB).text == "which magnesium makes you poop bowel stool"
+    assert rewrite("sore tummy", Vocabulary({"tummy": 2})).text == "sore tummy"
 
 
 def test_short_or_distant_words_are_not_forced_onto_the_corpus():
