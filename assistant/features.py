@@ -37,7 +37,8 @@ ALIGNMENT_PASSAGES = 3
 QUESTION_FEATURES = (
     "best_dense", "best_rank_score", "rank_margin", "coverage", "best_chunk_share", "unknown_share",
     "unknown_english", "unknown_commonness", "names_unknown", "length", "wants_number_missing",
-    "unknown_health_entity", "unknown_population", "unknown_anatomy", "unknown_commerce", *ALIGNMENT_FEATURES,
+    "unknown_health_entity", "unknown_population", "unknown_anatomy", "unknown_commerce", "population_unmentioned",
+    *ALIGNMENT_FEATURES,
 )
 
 #: What a question asks beyond its first passages: its vector less its projection on the span of the vectors of
@@ -96,13 +97,22 @@ def unknown_health_terms(tokens: Sequence[str], df: dict[str, int]) -> dict[str,
     >>> unknown_health_terms(["warfarin", "magnesium", "kidney"], {"magnesium": 3, "kidney": 1})
     {'entity': 1, 'population': 0, 'anatomy': 0, 'commerce': 0}
     """
+    return {group: sum(not all(df.get(t, 0) > 0 for t in term) for term in terms)
+            for group, terms in health_terms_named(tokens).items()}
+
+
+def health_terms_named(tokens: Sequence[str]) -> dict[str, list[tuple[str, ...]]]:
+    """The terms of each `LEXICON_GROUPS` group that `tokens` name, as token sequences, in order.
+
+    >>> health_terms_named(tokenize("Is it safe for pregnant women and children?"))["population"]
+    [('pregnant',), ('women',), ('children',)]
+    """
     lexicon = health_lexicon()
-    counts = dict.fromkeys(LEXICON_GROUPS, 0)
+    named: dict[str, list[tuple[str, ...]]] = {group: [] for group in LEXICON_GROUPS}
     for i, token in enumerate(tokens):
         for group, terms in lexicon.get(token, {}).items():
-            counts[group] += any(tuple(tokens[i:i + len(term)]) == term and not all(df.get(t, 0) > 0 for t in term)
-                                 for term in terms)
-    return counts
+            named[group] += [term for term in terms if tuple(tokens[i:i + len(term)]) == term]
+    return named
 
 
 def _rank_map(values: np.ndarray) -> np.ndarray:
@@ -265,6 +275,11 @@ def question_features(
         chunk_tokens = _tokens_of(hits[j].chunk)
         best_share = max(best_share, sum(w for t, w in weights.items() if t in chunk_tokens) / total)
     best_text = hits[order[0]].chunk.text if len(order) else ""
+    named = health_terms_named(tokens)
+    # "Is magnesium glycinate safe while breastfeeding?": a group of people none of the best passages speaks of,
+    # even where another passage of the corpus does.
+    passage_tokens = frozenset().union(*(_tokens_of(hits[j].chunk) for j in order[:RESIDUAL_PASSAGES]))
+    population_unmentioned = any(not set(term) <= passage_tokens for term in named["population"])
     wants_number_missing = bool(_NUMBER_QUESTION.search(question)) and not _HAS_NUMBER.search(best_text)
     sorted_scores = np.sort(rank_scores)[::-1] if len(rank_scores) else np.zeros(1)
     return np.array([
@@ -278,6 +293,7 @@ def question_features(
         float(any(df.get(t, 0) == 0 for t in names)),
         min(len(tokens), 20) / 10.0,
         float(wants_number_missing),
-        *(float(n > 0) for n in unknown_health_terms(tokens, df).values()),
+        *(float(any(not all(df.get(t, 0) > 0 for t in term) for term in terms)) for terms in named.values()),
+        float(population_unmentioned),
         *alignment,
     ], dtype=float)
