@@ -91,14 +91,16 @@ def health_lexicon() -> dict[str, dict[str, tuple[tuple[str, ...], ...]]]:
     return {first: {g: tuple(terms) for g, terms in groups.items()} for first, groups in by_first.items()}
 
 
-def unknown_health_terms(tokens: Sequence[str], df: dict[str, int]) -> dict[str, int]:
-    """How many terms of each `LEXICON_GROUPS` group the question's `tokens` name with a word the corpus lacks.
+def unknown_health_terms(tokens: Sequence[str], df: dict[str, int],
+                         named: dict[str, list[tuple[str, ...]]] | None = None) -> dict[str, int]:
+    """How many terms of each `LEXICON_GROUPS` group the question's `tokens` name with a word the corpus lacks
+    (`named`: `health_terms_named(tokens)`, when already at hand).
 
     >>> unknown_health_terms(["warfarin", "magnesium", "kidney"], {"magnesium": 3, "kidney": 1})
     {'entity': 1, 'population': 0, 'anatomy': 0, 'commerce': 0}
     """
-    return {group: sum(not all(df.get(t, 0) > 0 for t in term) for term in terms)
-            for group, terms in health_terms_named(tokens).items()}
+    named = health_terms_named(tokens) if named is None else named
+    return {group: sum(not all(df.get(t, 0) > 0 for t in term) for term in terms) for group, terms in named.items()}
 
 
 def health_terms_named(tokens: Sequence[str]) -> dict[str, list[tuple[str, ...]]]:
@@ -293,7 +295,7 @@ def question_features(
         float(any(df.get(t, 0) == 0 for t in names)),
         min(len(tokens), 20) / 10.0,
         float(wants_number_missing),
-        *(float(any(not all(df.get(t, 0) > 0 for t in term) for term in terms)) for terms in named.values()),
+        *(float(n > 0) for n in unknown_health_terms(tokens, df, named).values()),
         float(population_unmentioned),
         *alignment,
     ], dtype=float)

@@ -4,7 +4,8 @@ People type "wich magnesium is good for constipaton?" or "Mg and Ca: how does Mg
 Before retrieval, each word the corpus does not use is looked at:
 
 * an abbreviation — from a short list of common health ones ("Mg", "vit", "supps") or defined by
-  the corpus itself ("chronic kidney disease (CKD)") — gets its long form added after it;
+  the corpus itself ("chronic kidney disease (CKD)") — gets its long form added after it, and so does
+  an everyday word for what documents name clinically ("poop", "tummy");
 * a word that is neither in the corpus nor an English word (symspellpy's English frequency list,
   MIT) is taken for a typo and replaced by the nearest corpus word (rapidfuzz, Damerau–Levenshtein
   distance ≤ 1, or ≤ 2 for words of seven letters or more; same first letter preferred, then the
